@@ -1,0 +1,66 @@
+"""Readable summaries of a finished run for the terminal (`--json` prints the raw result instead)."""
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.workspace import pmf_home, tracking_uri
+
+
+def render_run(result: dict[str, Any]) -> str:
+    lines = [f"pmf run · {result['registered_model']} · {result['status']}", ""]
+    if result.get("stage_seconds"):
+        lines.append("stages   " + "  ".join(f"{k} {v:.1f}s" for k, v in result["stage_seconds"].items()))
+    if result["status"] == "data_rejected":
+        lines += ["", "data rejected by validation — nothing trained, nothing registered, no alias moved:"]
+        lines += [f"  ✗ {e.get('column') or '(table)'}: {e['expectation']} — observed {e.get('observed')}" for e in result.get("errors", [])]
+    if result.get("metrics"):
+        lines += ["", "metrics (test split, float model)"]
+        lines += [f"  {k:<16} {v:.4f}" for k, v in result["metrics"].items()]
+    if result.get("gates"):
+        lines += ["", "gates"]
+        lines += [f"  {'✓' if g['passed'] else '✗'} {g['name']:<16} {_num(g['value'])} {g['op']} {g['threshold']:g}" for g in result["gates"]]
+    if result.get("compression"):
+        lines += ["", _compression_table(result["compression"])]
+    lines.append("")
+    if result.get("version"):
+        lines.append(f"registered  {result['registered_model']} version {result['version']}  aliases: {', '.join(result['aliases']) or '-'}")
+    elif result["status"] == "completed":
+        lines.append("not registered: " + "; ".join(result.get("reasons", [])))
+    lines.append(f"promoted    {str(result.get('promoted', False)).lower()}")
+    lines += ["", *_ui_hints(result)]
+    return "\n".join(lines)
+
+
+def _num(value: Any) -> str:
+    return "missing" if value is None else f"{value:.4f}"
+
+
+def _compression_table(rows: list[dict[str, Any]]) -> str:
+    head = f"  {'variant':<22}{'bytes':>10}{'gzip':>10}{'p50 ms':>9}{'p99 ms':>9}  passed"
+    body = [f"  {r['variant'] + (' *' if r.get('shipped') else ''):<22}{r['bytes']:>10,}{r['gzip_bytes']:>10,}"
+            f"{r['latency_ms_p50']:>9.3f}{r['latency_ms_p99']:>9.3f}  {r.get('passed')}" for r in rows]
+    return "\n".join(["compression (* = shipped)", head, *body])
+
+
+def _ui_hints(result: dict[str, Any]) -> list[str]:
+    uri = tracking_uri()
+    mlflow_ui = uri if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri} --port 5000"
+    prefect_ui = "open $PREFECT_API_URL without /api" if _team_prefect() else f"PREFECT_HOME={pmf_home() / 'prefect'} prefect server start"
+    return [f"MLflow run   {result['mlflow_run_id']}   → {mlflow_ui}",
+            f"Prefect run  {result.get('prefect_flow_run_id')}   → {prefect_ui}"]
+
+
+def _team_prefect() -> bool:
+    import os
+
+    return bool(os.environ.get("PREFECT_API_URL"))
+
+
+def render_validation(result: dict[str, Any]) -> str:
+    lines = [f"pmf validate · {result['name']} · {result['status']}"]
+    if "expectations" in result:
+        lines.append(f"  {result['expectations'] - result.get('failed', 0)}/{result['expectations']} expectations passed"
+                     + (f" (suite v{result['suite_version']})" if result.get("suite_version") else ""))
+    lines += [f"  ✗ {e.get('column') or '(table)'}: {e['expectation']} — observed {e.get('observed')}" for e in result.get("errors", [])]
+    lines.append(f"  MLflow run {result['mlflow_run_id']}")
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""The main flow: load → validate → preprocess → train → evaluate + gate → register.
+
+One Prefect flow run = one MLflow parent run, with a child run per stage. Read top to bottom.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.runtime import flow_run
+
+from flows import stages
+from flows.console import CONSOLE
+from tasks import tracking
+from tasks.config import PmfConfig
+from tasks.load import DataError
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    data: Path
+    name: str
+    cfg: PmfConfig
+    target: str | None = None
+    update_suite: bool = False
+
+
+@flow(name="pmf-train", log_prints=False)
+def train_flow(request: RunRequest) -> dict[str, Any]:
+    started = time.perf_counter()
+    ctx, result = _open_run(request)
+    try:
+        batch = stages.load_batch(request.data)
+        schema, report, suite_version = stages.validate_batch(ctx, batch)
+        data = stages.preprocess(ctx, batch, schema)
+        trained = stages.train(ctx, data, batch.sha256)
+        evaluation = stages.evaluate(ctx, data, trained.model)
+        result.update(metrics=evaluation.metrics, gates=[g.to_dict() for g in evaluation.gate.results],
+                      slices=evaluation.slices, suite_version=suite_version, primary_metric=evaluation.primary_metric)
+        if evaluation.gate.passed:
+            from tasks.register import convert_float32
+
+            meta = stages.model_meta(ctx, data, "float32", evaluation.metrics)
+            lineage = _lineage(ctx, batch, suite_version)
+            registered = stages.register(ctx, data, convert_float32(trained.model), lineage, meta)
+            result.update(version=registered["version"], aliases=registered["aliases"], model_uri=registered["model_uri"])
+        else:
+            result["reasons"] = evaluation.gate.reasons
+        result["status"] = "completed"
+    except (stages.DataRejected, DataError) as exc:
+        result.update(status="data_rejected", errors=exc.report.failures if isinstance(exc, stages.DataRejected) else exc.errors)
+    except Exception as exc:
+        result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        _close_run(ctx, result, started)
+        raise
+    return _close_run(ctx, result, started)
+
+
+def _open_run(request: RunRequest) -> tuple[stages.RunContext, dict[str, Any]]:
+    experiment_id = tracking.ensure_experiment(request.name)
+    prefect_id = str(flow_run.id) if flow_run.id else None
+    parent = tracking.start_run(experiment_id, f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                tags={"pmf.kind": "pipeline", "prefect.flow_run_id": prefect_id or "",
+                                      "pmf.data": str(request.data)})
+    tracking.log_params(parent, {"data": str(request.data), "name": request.name, "config": request.cfg.model_dump_json()})
+    workdir = Path(tempfile.mkdtemp(prefix=f"pmf-{request.name}-"))
+    ctx = stages.RunContext(request.name, request.cfg, experiment_id, parent, workdir, request.target, request.update_suite)
+    create_link_artifact(key="mlflow-run", link=tracking.run_url(experiment_id, parent), link_text="MLflow run",
+                         description=f"MLflow parent run of this flow run ({request.name})")
+    result = {"status": "failed", "registered_model": request.name, "version": None, "promoted": False, "aliases": [],
+              "metrics": {}, "gates": [], "compression": [], "mlflow_run_id": parent, "mlflow_experiment_id": experiment_id,
+              "prefect_flow_run_id": prefect_id}
+    return ctx, result
+
+
+def _lineage(ctx: stages.RunContext, batch: stages.Batch, suite_version: int) -> dict[str, str]:
+    return {"pmf.data_sha256": batch.sha256, "pmf.data_path": str(batch.path), "pmf.suite_version": str(suite_version),
+            "prefect.flow_run_id": str(flow_run.id or ""), "git_commit": tracking.git_commit(),
+            "mlflow.parent_run_id": ctx.parent_run_id}
+
+
+def _close_run(ctx: stages.RunContext, result: dict[str, Any], started: float) -> dict[str, Any]:
+    result["stage_seconds"] = {k: round(v, 3) for k, v in CONSOLE.durations.items()}
+    result["wall_seconds"] = round(time.perf_counter() - started, 3)
+    result = stages.to_json(result)
+    tracking.log_dict(ctx.parent_run_id, result, "result.json")
+    tracking.set_tags(ctx.parent_run_id, {"pmf.status": result["status"], "pmf.version": result.get("version") or ""})
+    if result["metrics"]:
+        tracking.log_metrics(ctx.parent_run_id, result["metrics"])
+    tracking.end_run(ctx.parent_run_id, "FAILED" if result["status"] == "failed" else "FINISHED")
+    create_markdown_artifact(key="pmf-summary", markdown=_markdown(result), description="pmf run summary")
+    return result
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    lines = [f"# {result['registered_model']}: {result['status']}", "", "| gate | value | threshold | passed |", "|---|---|---|---|"]
+    lines += [f"| {g['name']} | {g['value']} | {g['op']} {g['threshold']} | {g['passed']} |" for g in result.get("gates", [])]
+    lines += ["", f"version: {result.get('version')}  aliases: {result.get('aliases')}", f"MLflow run: {result['mlflow_run_id']}"]
+    return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""Measure any model the same way: metrics through `score`, bytes, gzipped bytes, latency, throughput.
+
+Every .tflite file is run through its own `ai_edge_litert` Interpreter (an interpreter is not
+thread-safe, so none is ever shared). int8 inputs are quantized with the input tensor's
+scale/zero-point and int8 outputs dequantized, so `score` always sees float probabilities or
+predictions. The float Keras model gets a baseline row (`variant="keras"`) measured with
+`model(x, training=False)`. Nothing heavy is imported at module import.
+"""
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from tasks.compression.settings import LatencySettings
+
+Score = Callable[[np.ndarray], dict[str, float]]
+REPORT_KEYS = ("variant", "metrics", "bytes", "gzip_bytes", "latency_ms_p50", "latency_ms_p99", "passed", "reasons", "shipped")
+
+
+class VariantReport(BaseModel):
+    """One row of the compression table. `passed` is None until the gate has run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    variant: str
+    metrics: dict[str, float] = {}
+    bytes: int | None = None
+    gzip_bytes: int | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p99: float | None = None
+    throughput_rows_s: float | None = None
+    passed: bool | None = None
+    reasons: list[str] = []
+    shipped: bool = False
+    path: str | None = None
+    error: str | None = None
+    extra: dict[str, Any] = {}
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's public keys (REPORT_KEYS) plus throughput, path, error and `extra`."""
+        row = {key: getattr(self, key) for key in REPORT_KEYS}
+        row.update(throughput_rows_s=self.throughput_rows_s, path=self.path, error=self.error, **self.extra)
+        return row
+
+    @property
+    def ok(self) -> bool:
+        """Built and measured without error."""
+        return self.error is None
+
+
+def failed_report(variant: str, error: BaseException | str) -> VariantReport:
+    """A report for a variant that could not be built or measured; the gate fails it."""
+    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return VariantReport(variant=variant, error=message, passed=False, reasons=[f"{variant} could not be built: {message}"])
+
+
+def file_sizes(path: Path) -> tuple[int, int]:
+    """(bytes on disk, bytes after gzip level 9) of a file."""
+    data = path.read_bytes()
+    return len(data), len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def latency_percentiles_ms(call: Callable[[], Any], settings: LatencySettings) -> tuple[float, float]:
+    """p50 and p99 in ms of `call()` after `settings.warmup` discarded calls."""
+    for _ in range(settings.warmup):
+        call()
+    timings = np.empty(settings.repeats, dtype=np.int64)
+    for i in range(settings.repeats):
+        start = time.perf_counter_ns()
+        call()
+        timings[i] = time.perf_counter_ns() - start
+    p50, p99 = np.percentile(timings, [50, 99]) / 1e6
+    return float(p50), float(p99)
+
+
+class TfliteRunner:
+    """One interpreter for one .tflite file, used by one thread. Handles int8 (de)quantization."""
+
+    def __init__(self, path: Path, num_threads: int = 1) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self._rows = -1
+
+    def _resize(self, rows: int) -> None:
+        if rows != self._rows:
+            self.interpreter.resize_tensor_input(self.input["index"], [rows, *self.input["shape"][1:]])
+            self.interpreter.allocate_tensors()
+            self._rows = rows
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        dtype = self.input["dtype"]
+        if dtype == np.float32:
+            return x.astype(np.float32, copy=False)
+        scale, zero_point = self.input["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
+        if self.output["dtype"] == np.float32:
+            return y
+        scale, zero_point = self.output["quantization"]
+        return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+    def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Float outputs for every row of `x`, `batch_size` rows per invoke."""
+        chunks = []
+        for start in range(0, len(x), batch_size):
+            chunk = self._quantize(x[start : start + batch_size])
+            self._resize(len(chunk))
+            self.interpreter.set_tensor(self.input["index"], chunk)
+            self.interpreter.invoke()
+            chunks.append(self._dequantize(self.interpreter.get_tensor(self.output["index"])))
+        return np.concatenate(chunks)
+
+    def single_row_call(self, row: np.ndarray) -> Callable[[], None]:
+        """A zero-argument callable that invokes the interpreter on one pre-quantized row."""
+        self._resize(1)
+        quantized = self._quantize(row.reshape(1, -1))
+        index, interpreter = self.input["index"], self.interpreter
+
+        def call() -> None:
+            interpreter.set_tensor(index, quantized)
+            interpreter.invoke()
+
+        return call
+
+
+def throughput_rows_s(predict: Callable[[np.ndarray], Any], x: np.ndarray) -> float:
+    """Rows per second of one warm pass of `predict` over `x`."""
+    start = time.perf_counter_ns()
+    predict(x)
+    return len(x) / max((time.perf_counter_ns() - start) / 1e9, 1e-9)
+
+
+def measure_tflite(variant: str, path: Path, x_test: np.ndarray, score: Score, settings: LatencySettings, extra: dict[str, Any] | None = None) -> VariantReport:
+    """Score a .tflite file on `x_test` through LiteRT and time it; `passed` stays None."""
+    runner = TfliteRunner(path, settings.num_threads)
+    outputs = runner.predict(x_test, settings.batch_size)
+    metrics = {name: float(value) for name, value in score(outputs).items()}
+    rows_s = throughput_rows_s(lambda x: runner.predict(x, settings.batch_size), x_test)
+    p50, p99 = latency_percentiles_ms(runner.single_row_call(x_test[0]), settings)
+    size, gz = file_sizes(path)
+    return VariantReport(
+        variant=variant, metrics=metrics, bytes=size, gzip_bytes=gz, latency_ms_p50=p50, latency_ms_p99=p99,
+        throughput_rows_s=rows_s, path=str(path), extra=dict(extra or {}),
+    )
+
+
+def keras_predict(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """`model(x, training=False)` in chunks, as numpy (not `predict`: no callbacks, no tf.data)."""
+    tf = _tf()
+    return np.concatenate([model(tf.constant(x[i : i + batch_size]), training=False).numpy() for i in range(0, len(x), batch_size)])
+
+
+def measure_keras(model: Any, x_test: np.ndarray, score: Score, settings: LatencySettings, workdir: Path) -> VariantReport:
+    """The baseline row: the float Keras model called directly; bytes = its saved .keras file."""
+    tf = _tf()
+    path = Path(workdir) / "keras_model.keras"
+    model.save(path)
+    metrics = {name: float(value) for name, value in score(keras_predict(model, x_test, settings.batch_size)).items()}
+    rows_s = throughput_rows_s(lambda x: keras_predict(model, x, settings.batch_size), x_test)
+    row = tf.constant(x_test[:1])
+    p50, p99 = latency_percentiles_ms(lambda: model(row, training=False), settings)
+    size, gz = file_sizes(path)
+    return VariantReport(
+        variant="keras", metrics=metrics, bytes=size, gzip_bytes=gz, latency_ms_p50=p50, latency_ms_p99=p99,
+        throughput_rows_s=rows_s, path=str(path),
+    )
+
+
+def _tf() -> Any:
+    from tasks.tf_env import import_tf
+
+    return import_tf()

@@ -1,0 +1,186 @@
+"""Configuration is data: one YAML file per dataset, validated once into frozen pydantic models.
+
+Unknown keys are an error that names the key, so a typo never silently falls back to a default.
+`--set key.path=value` overrides are applied to the raw mapping before validation, so they are
+checked by the same rules as the file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration or usage problem: the CLI exits with code 2 and prints the message."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Frozen):
+    path: str | None = Field(None, description="CSV or Parquet file; relative paths are resolved against the config file")
+    target: str | None = None
+    task: Literal["classification", "regression"] | None = Field(None, description="inferred from the target when unset")
+    drop_columns: tuple[str, ...] = ()
+    slice_columns: tuple[str, ...] = Field((), description="categorical columns whose values get per-slice metrics")
+    max_categories: int = Field(50, ge=2, description="a text column with more distinct values is treated as free text/ID and dropped")
+
+
+class ExpectationRule(_Frozen):
+    """A Great Expectations expectation declared in config, e.g. ExpectColumnValuesToBeBetween."""
+
+    expectation: str
+    kwargs: dict[str, Any] = {}
+
+
+class ValidationConfig(_Frozen):
+    range_tolerance: float = Field(0.25, ge=0, description="numeric ranges are widened by this fraction of the observed range")
+    null_margin: float = Field(0.05, ge=0, le=1, description="allowed null fraction = reference null fraction + margin")
+    min_rows: int = Field(20, ge=1)
+    min_rows_per_class: int = Field(5, ge=1)
+    rules: tuple[ExpectationRule, ...] = ()
+
+
+class SplitConfig(_Frozen):
+    test_size: float = Field(0.2, gt=0, lt=1)
+    validation_size: float = Field(0.2, gt=0, lt=1, description="fraction of the remaining rows held out for early stopping")
+    seed: int = 42
+
+
+class TrainConfig(_Frozen):
+    model: Literal["mlp", "cnn"] = "mlp"
+    hidden_units: tuple[int, ...] = (64, 32)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    image_shape: tuple[int, int, int] | None = Field(None, description="(height, width, channels) for the CNN")
+    conv_filters: tuple[int, ...] = (32, 64)
+    augment: bool = Field(True, description="random pixel shifts for image models")
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(0.005, gt=0)
+    lr_schedule: Literal["exponential", "cosine", "constant"] = "cosine"
+    lr_decay_rate: float = Field(0.5, gt=0, le=1, description="exponential schedule: factor per `epochs` of training")
+    early_stopping_patience: int = Field(8, ge=1)
+    class_weights: bool = True
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _cnn_needs_shape(self) -> "TrainConfig":
+        if self.model == "cnn" and self.image_shape is None:
+            raise ValueError("train.image_shape is required when train.model is 'cnn'")
+        return self
+
+
+class GateRule(_Frozen):
+    """An absolute threshold on a test-split metric: `min` for scores, `max` for errors."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    severity: Literal["fail", "warn"] = "fail"
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "GateRule":
+        if (self.min is None) == (self.max is None):
+            raise ValueError(f"gate on {self.metric!r} needs exactly one of min or max")
+        return self
+
+
+class PmfConfig(_Frozen):
+    name: str | None = Field(None, description="dataset and registered model name")
+    data: DataConfig = DataConfig()
+    validation: ValidationConfig = ValidationConfig()
+    split: SplitConfig = SplitConfig()
+    train: TrainConfig = TrainConfig()
+    gates: tuple[GateRule, ...] | None = Field(None, description="defaults depend on the task")
+    primary_metric: str | None = Field(None, description="defaults: f1_macro (classification), r2 (regression)")
+    compression: dict[str, Any] = Field(default_factory=dict, description="compression stage settings")
+
+
+DEFAULT_GATES: dict[str, tuple[GateRule, ...]] = {
+    "classification": (GateRule(metric="accuracy", min=0.7), GateRule(metric="f1_macro", min=0.6)),
+    "regression": (GateRule(metric="r2", min=0.2),),
+}
+DEFAULT_PRIMARY = {"classification": "f1_macro", "regression": "r2"}
+
+
+def gates_for(cfg: PmfConfig, task: str) -> tuple[GateRule, ...]:
+    return cfg.gates if cfg.gates is not None else DEFAULT_GATES[task]
+
+
+def primary_metric_for(cfg: PmfConfig, task: str) -> str:
+    return cfg.primary_metric or DEFAULT_PRIMARY[task]
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`train.epochs=5` -> (["train", "epochs"], 5); the value is parsed as a YAML scalar or list."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.epochs=5")
+    key, raw = item.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"--set {item!r}: the key before '=' is empty")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc.problem})") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    merged = _deep_copy(raw)
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = merged
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {key!r} is not a section")
+            node = child
+        node[keys[-1]] = value
+    return merged
+
+
+def _deep_copy(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in raw.items()}
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level, got {type(loaded).__name__}")
+    return loaded
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> PmfConfig:
+    """Read, override and validate a config. Relative data paths resolve against the config file."""
+    raw = read_yaml(path) if path else {}
+    raw = apply_overrides(raw, overrides or [])
+    data_path = raw.get("data", {}).get("path") if isinstance(raw.get("data"), dict) else None
+    if path and data_path and not Path(data_path).is_absolute():
+        raw["data"]["path"] = str((path.parent / data_path).resolve())
+    try:
+        return PmfConfig.model_validate(raw)
+    except ValidationError as exc:
+        where = f"config file {path}" if path else "configuration"
+        raise ConfigError(f"{where} is invalid:\n{_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  - {loc}: unknown key")
+        else:
+            lines.append(f"  - {loc}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)

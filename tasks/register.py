@@ -1,0 +1,48 @@
+"""Register: package the shipped model (preprocessor + TFLite) as an MLflow pyfunc and register it.
+
+Nothing here runs unless the evaluation gate passed. The version gets the lineage tags (data
+hash, Prefect flow run id, git commit, config) and the `candidate` alias, or is not created at all.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks import tracking
+from tasks.preprocess import Preprocessor
+from tasks.serving_model import PackagedModel, write_package
+from tasks.tf_env import import_tf
+
+CANDIDATE_ALIAS = "candidate"
+
+
+def convert_float32(model: Any) -> bytes:
+    """The Keras model as a float32 TFLite flatbuffer (the reference every variant is compared with)."""
+    tf = import_tf()
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def input_example(frame: pd.DataFrame, preprocessor: Preprocessor, rows: int = 3) -> pd.DataFrame:
+    """Raw rows as a caller sends them: the feature columns as in the CSV, no target."""
+    return frame[list(preprocessor.schema.features)].head(rows).reset_index(drop=True)
+
+
+def package_and_register(
+    run_id: str,
+    name: str,
+    model_bytes: bytes,
+    preprocessor: Preprocessor,
+    meta: dict,
+    sample: pd.DataFrame,
+    workdir: Path,
+    tags: dict[str, str],
+) -> dict[str, Any]:
+    package_dir = workdir / "package"
+    meta = write_package(package_dir, model_bytes, preprocessor, meta)
+    example = input_example(sample, preprocessor)
+    predictions = PackagedModel.load(package_dir).predict(example)
+    model_uri = tracking.log_pyfunc_model(run_id, package_dir, example, pd.Series(predictions, name="prediction"))
+    version = tracking.register_version(model_uri, name, run_id, {**tags, "pmf.sha256": meta["sha256"]}, CANDIDATE_ALIAS)
+    return {"model_uri": model_uri, "version": version, "sha256": meta["sha256"], "aliases": tracking.aliases_of(name, version)}

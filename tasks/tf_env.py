@@ -1,0 +1,64 @@
+"""One Keras in the process: tf_keras (Keras 2), set up before TensorFlow is first imported.
+
+tensorflow-model-optimization only accepts tf_keras models and flips `tf.keras` to Keras 2 when it
+is imported; setting TF_USE_LEGACY_KERAS before TensorFlow loads keeps every model on one Keras.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Iterator
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ and absl chatter unless the user asked for --verbose."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """TensorFlow's C++ start-up lines (oneDNN, CUDA probing) bypass Python logging: mute fd 2 briefly."""
+    if os.environ.get("PMF_VERBOSE") == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_keras() -> ModuleType:
+    """Return the tf_keras module with TensorFlow configured for this project."""
+    quiet_tensorflow()
+    if "tf_keras" in sys.modules:
+        return sys.modules["tf_keras"]
+    with native_stderr_silenced():
+        import tensorflow as tf  # noqa: F401  (import order matters: TF before tf_keras)
+        import tf_keras
+
+    tf.get_logger().setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # absl ships with TensorFlow; guard only for odd installs
+        pass
+    return tf_keras
+
+
+def import_tf() -> ModuleType:
+    import_keras()
+    import tensorflow as tf
+
+    return tf

@@ -1,0 +1,209 @@
+"""Everything MLflow goes through this module: runs, params, metrics, artifacts, suites, registry.
+
+Every call names its run id explicitly (MlflowClient, not the fluent API's thread-local active
+run), so stages submitted to other threads log into the right run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from tasks.workspace import pmf_home, tracking_uri
+
+SUITE_KIND = "suite"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+
+
+def client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri())
+
+
+def ensure_experiment(name: str) -> str:
+    """The experiment for a dataset name; embedded stores keep artifacts under PMF_HOME."""
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    root = os.environ.get("PMF_ARTIFACT_ROOT")
+    location = f"{root.rstrip('/')}/{name}" if root and not os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http") else None
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=location)
+    except Exception:  # created concurrently by another run: use theirs
+        experiment = mlflow_client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def start_run(experiment_id: str, run_name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+    all_tags = dict(tags or {})
+    if parent_run_id:
+        all_tags[PARENT_RUN_TAG] = parent_run_id
+    run = client().create_run(experiment_id, run_name=run_name, tags=all_tags)
+    return run.info.run_id
+
+
+def end_run(run_id: str, status: str = "FINISHED") -> None:
+    client().set_terminated(run_id, status=status)
+
+
+@contextmanager
+def stage_run(experiment_id: str, parent_run_id: str, stage: str) -> Iterator[str]:
+    """A child run for one stage: FINISHED when the block ends, FAILED if it raises."""
+    run_id = start_run(experiment_id, stage, parent_run_id, {"pmf.stage": stage})
+    try:
+        yield run_id
+    except BaseException:
+        end_run(run_id, "FAILED")
+        raise
+    end_run(run_id, "FINISHED")
+
+
+def log_params(run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, _short(v)) for k, v in params.items()]
+    for start in range(0, len(items), 100):
+        client().log_batch(run_id, params=items[start:start + 100])
+
+
+def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None and v == v]
+    if items:
+        client().log_batch(run_id, metrics=items)
+
+
+def set_tags(run_id: str, tags: dict[str, Any]) -> None:
+    from mlflow.entities import RunTag
+
+    client().log_batch(run_id, tags=[RunTag(k, _short(v, 5000)) for k, v in tags.items()])
+
+
+def log_artifact(run_id: str, path: Path, artifact_path: str | None = None) -> None:
+    if path.is_dir():
+        client().log_artifacts(run_id, str(path), artifact_path)
+    else:
+        client().log_artifact(run_id, str(path), artifact_path)
+
+
+def log_dict(run_id: str, payload: Any, artifact_file: str) -> None:
+    client().log_dict(run_id, payload, artifact_file)
+
+
+def log_text(run_id: str, text: str, artifact_file: str) -> None:
+    client().log_text(run_id, text, artifact_file)
+
+
+def _short(value: Any, limit: int = 6000) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:limit]
+
+
+# ---- expectation suites: stored in the tracking store so every machine sharing it finds them ----
+
+def latest_suite(experiment_id: str) -> tuple[int, dict] | None:
+    """(version, suite document) of the newest stored suite for this dataset, or None."""
+    runs = client().search_runs([experiment_id], filter_string=f"tags.`pmf.kind` = '{SUITE_KIND}'",
+                                order_by=["attributes.start_time DESC"], max_results=20)
+    if not runs:
+        return None
+    newest = max(runs, key=lambda r: int(r.data.tags.get("pmf.suite_version", "0")))
+    with tempfile.TemporaryDirectory() as folder:
+        path = client().download_artifacts(newest.info.run_id, "suite/suite.json", folder)
+        return int(newest.data.tags["pmf.suite_version"]), json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def save_suite(experiment_id: str, name: str, document: dict) -> int:
+    """Store a new suite version (a run tagged pmf.kind=suite) and a local copy under PMF_HOME."""
+    current = latest_suite(experiment_id)
+    version = (current[0] if current else 0) + 1
+    run_id = start_run(experiment_id, f"suite-v{version}", tags={"pmf.kind": SUITE_KIND, "pmf.suite_version": str(version)})
+    log_dict(run_id, document, "suite/suite.json")
+    end_run(run_id)
+    local = pmf_home() / "suites" / name / f"v{version}.json"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    return version
+
+
+# ---- registry ----------------------------------------------------------------------------------
+
+def register_version(model_uri: str, name: str, run_id: str, tags: dict[str, str], alias: str) -> str:
+    """Create a model version with its tags and alias, or nothing: a failure deletes the half-made version."""
+    mlflow_client = client()
+    try:
+        mlflow_client.create_registered_model(name)
+    except Exception:
+        pass  # already exists
+    version = mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+    try:
+        _wait_ready(name, version.version)
+        mlflow_client.set_registered_model_alias(name, alias, version.version)
+    except BaseException:
+        mlflow_client.delete_model_version(name, version.version)
+        raise
+    return str(version.version)
+
+
+def _wait_ready(name: str, version: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client().get_model_version(name, version).status
+        if status == "READY":
+            return
+        if status == "FAILED_REGISTRATION" or time.monotonic() > deadline:
+            raise RuntimeError(f"model version {name} v{version} did not become ready (status {status})")
+        time.sleep(0.2)
+
+
+def aliases_of(name: str, version: str) -> list[str]:
+    return list(client().get_model_version(name, version).aliases)
+
+
+def git_commit(folder: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder or Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_url(experiment_id: str, run_id: str) -> str:
+    """A link into the MLflow UI: the tracking server itself, or `mlflow ui` on the embedded store."""
+    base = tracking_uri() if tracking_uri().startswith("http") else "http://127.0.0.1:5000"
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+PYFUNC_REQUIREMENTS = ["mlflow==3.17.2", "pandas==3.1.1", "numpy==2.4.6", "ai-edge-litert==2.3.0"]
+
+
+def log_pyfunc_model(run_id: str, package_dir: Path, input_example: Any, output_example: Any) -> str:
+    """Log the shipped model (preprocessor + TFLite) as a pyfunc in `run_id`; returns its model URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    import tasks.pyfunc_model as pyfunc_source
+
+    mlflow.set_tracking_uri(tracking_uri())
+    signature = infer_signature(input_example, output_example)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=pyfunc_source.__file__,
+            artifacts={"package": str(package_dir)},
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=PYFUNC_REQUIREMENTS,
+        )
+    return info.model_uri
