@@ -43,13 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _data_options(commands.add_parser("run", help="the main flow (no arguments: the bundled penguins data)"))
     _data_options(commands.add_parser("validate", help="validate a batch against its dataset's suite, nothing else"))
+    for module in EXTRA_COMMANDS:
+        HANDLERS.update(__import__(module, fromlist=["add_commands"]).add_commands(commands))
     return parser
 
 
+# Modules contributing subcommands: each has add_commands(subparsers) -> {command: handler(args) -> exit code}.
+EXTRA_COMMANDS = ("flows.cli_registry",)
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
 def main(argv: list[str] | None = None) -> int:
+    HANDLERS.update(run=cmd_run, validate=cmd_validate)
     args = build_parser().parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = {"run": cmd_run, "validate": cmd_validate}[args.command]
-    return handler(args)
+    return HANDLERS[args.command](args)
 
 
 def _environment(args: argparse.Namespace) -> None:

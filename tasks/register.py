@@ -16,6 +16,8 @@ from tasks.serving_model import PackagedModel, write_package
 from tasks.tf_env import import_tf
 
 CANDIDATE_ALIAS = "candidate"
+HELDOUT_DIR = "heldout"
+HELDOUT_FILE = "test.parquet"  # the raw test split (target included), for champion/challenger comparisons
 
 
 def convert_float32(model: Any) -> bytes:
@@ -44,5 +46,8 @@ def package_and_register(
     example = input_example(sample, preprocessor)
     predictions = PackagedModel.load(package_dir).predict(example)
     model_uri = tracking.log_pyfunc_model(run_id, package_dir, example, pd.Series(predictions, name="prediction"))
+    heldout = workdir / HELDOUT_FILE
+    sample.reset_index(drop=True).to_parquet(heldout)
+    tracking.log_artifact(run_id, heldout, HELDOUT_DIR)
     version = tracking.register_version(model_uri, name, run_id, {**tags, "pmf.sha256": meta["sha256"]}, CANDIDATE_ALIAS)
     return {"model_uri": model_uri, "version": version, "sha256": meta["sha256"], "aliases": tracking.aliases_of(name, version)}
