@@ -12,11 +12,17 @@ from typing import Iterator
 
 
 class Console:
-    def __init__(self, enabled: bool = True, stream=None):
+    def __init__(self, enabled: bool = True):
         self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.durations: dict[str, float] = {}
+
+    @property
+    def stream(self):  # looked up on each write: tests and tools swap sys.stderr
+        return sys.stderr
+
+    @property
+    def tty(self) -> bool:
+        return bool(getattr(self.stream, "isatty", lambda: False)())
 
     def line(self, text: str) -> None:
         if self.enabled:

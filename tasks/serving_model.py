@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,8 @@ class LiteRTRunner:
             index = interpreter.get_input_details()[0]["index"]
             width = interpreter.get_input_details()[0]["shape"][1]
             interpreter.resize_tensor_input(index, [rows, width], strict=False)
-            interpreter.allocate_tensors()
+            with _first_allocation_silenced(state):
+                interpreter.allocate_tensors()
             state["rows"] = rows
         return interpreter
 
@@ -62,14 +64,23 @@ class LiteRTRunner:
         return _dequantize(interpreter.get_tensor(target["index"]), target)
 
 
+@contextmanager
+def _first_allocation_silenced(state: dict) -> Iterator[None]:
+    """LiteRT prints an XNNPACK notice on stderr when it first allocates; mute that one call."""
+    if state["rows"] is not None:
+        yield
+        return
+    from tasks.tf_env import native_stderr_silenced
+
+    with native_stderr_silenced():
+        yield
+
+
 def new_interpreter(model_bytes: bytes) -> Any:
     """A LiteRT interpreter on one thread (requests run in parallel, not each op)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from tasks.tf_env import native_stderr_silenced
-
-    with native_stderr_silenced():  # LiteRT prints an XNNPACK notice on stderr for every interpreter
-        return Interpreter(model_content=model_bytes, num_threads=1)
+    return Interpreter(model_content=model_bytes, num_threads=1)
 
 
 def _quantize(features: np.ndarray, detail: dict) -> np.ndarray:

@@ -51,7 +51,8 @@ def infer_expectations(frame: pd.DataFrame, schema: Schema, cfg: ValidationConfi
         suite.append(_null_budget(frame[column], cfg))
     suite.append(_exp("expect_column_values_to_not_be_null", column=schema.target))
     if schema.task == "classification":
-        suite.append(_exp("expect_column_values_to_be_in_set", column=schema.target, value_set=list(schema.classes)))
+        labels = sorted(frame[schema.target].dropna().unique().tolist())  # native values: 3, not "3"
+        suite.append(_exp("expect_column_values_to_be_in_set", column=schema.target, value_set=labels))
     else:
         suite += _numeric_expectations(frame[schema.target], cfg)
     return suite

@@ -17,6 +17,7 @@ from tasks.compression.variants import CompressionData, build_and_measure, clone
 from tasks.model_builders import build_mlp
 from tasks.tf_env import import_keras
 
+pytestmark = pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")
 HIDDEN = (64, 32)
 SETTINGS = CompressionSettings(distillation={"epochs": 12}, latency={"warmup": 10, "repeats": 50})
 
@@ -129,8 +130,13 @@ def test_variants_built_in_threads_match_the_sequential_build(reports, teacher, 
     for name in names:
         assert threaded[name].error is None, threaded[name].error
         assert threaded[name].metrics == reports[name].metrics, name
-        assert (threaded[name].bytes, threaded[name].gzip_bytes) == (reports[name].bytes, reports[name].gzip_bytes), name
+        outputs = [TfliteRunner(r.path).predict(data.x_test) for r in (threaded[name], reports[name])]
+        assert np.array_equal(*outputs), f"{name}: threaded build computes different outputs"
+    for name in ("int8", "pruned_int8"):  # clones keep the teacher's layer names: identical files
         assert digest(threaded[name].path) == digest(reports[name].path), name
+    # A new student gets fresh auto-generated layer names (dense_7...), which TFLite stores as
+    # tensor names: its file differs by a few bytes while every number in it is the same.
+    assert abs(threaded["distilled_int8"].bytes - reports["distilled_int8"].bytes) < 64
 
 
 def test_a_broken_variant_reports_its_reason_and_the_others_continue(teacher, data, score, tmp_path):
