@@ -22,7 +22,7 @@ from tasks import tracking
 from tasks.config import PmfConfig, gates_for, primary_metric_for
 from tasks.evaluate import confusion_matrix_png, residual_plot_png, slice_metrics, task_metrics
 from tasks.gates import GateDecision, evaluation_gate
-from tasks.load import DataError, file_sha256, read_table
+from tasks.load import file_sha256, read_table
 from tasks.preprocess import Preprocessor, Split, fit_preprocessor, split_frame
 from tasks.schema import Schema, infer_schema
 from tasks.validate import (ValidationReport, class_balance_failures, declared_expectations, infer_expectations,
@@ -110,10 +110,11 @@ def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationRep
 
 
 def infer_suite_document(ctx: RunContext, batch: Batch) -> dict[str, Any]:
+    from tasks.config import ConfigError
+
     target = ctx.target or ctx.cfg.data.target
     if not target:
-        raise DataError(f"no target column: pass --target COL the first time dataset {ctx.name!r} is seen",
-                        [{"column": None, "expectation": "target_configured", "observed": "missing --target"}])
+        raise ConfigError(f"no target column: pass --target COL the first time dataset {ctx.name!r} is seen")
     data = ctx.cfg.data
     schema = infer_schema(batch.frame, target, data.task, data.drop_columns, data.max_categories, keep_constant=ctx.cfg.train.model == "cnn")
     expectations = infer_expectations(batch.frame, schema, ctx.cfg.validation) + declared_expectations(ctx.cfg.validation)
@@ -121,11 +122,11 @@ def infer_suite_document(ctx: RunContext, batch: Batch) -> dict[str, Any]:
 
 
 def _check_target(ctx: RunContext, document: dict) -> None:
+    from tasks.config import ConfigError
+
     stored = document["schema"]["target"]
     wanted = ctx.target or ctx.cfg.data.target
     if wanted and wanted != stored:
-        from tasks.config import ConfigError
-
         raise ConfigError(f"dataset {ctx.name!r} is set up with target {stored!r}, not {wanted!r}: "
                           f"use --update-suite to redefine it, or another --name")
 

@@ -33,6 +33,7 @@ class RunRequest:
 @flow(name="pmf-train", log_prints=False)
 def train_flow(request: RunRequest) -> dict[str, Any]:
     started = time.perf_counter()
+    CONSOLE.durations.clear()
     ctx, result = _open_run(request)
     try:
         batch = stages.load_batch(request.data)
@@ -40,6 +41,8 @@ def train_flow(request: RunRequest) -> dict[str, Any]:
         data = stages.preprocess(ctx, batch, schema)
         trained = stages.train(ctx, data, batch.sha256)
         evaluation = stages.evaluate(ctx, data, trained.model)
+        result["training"] = {"epochs_run": trained.epochs_run, "resumed_from_epoch": trained.resumed_from_epoch,
+                              "parameters": trained.parameters}
         result.update(metrics=evaluation.metrics, gates=[g.to_dict() for g in evaluation.gate.results],
                       slices=evaluation.slices, suite_version=suite_version, primary_metric=evaluation.primary_metric)
         if evaluation.gate.passed:

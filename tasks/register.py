@@ -27,8 +27,14 @@ def convert_float32(model: Any) -> bytes:
 
 
 def input_example(frame: pd.DataFrame, preprocessor: Preprocessor, rows: int = 3) -> pd.DataFrame:
-    """Raw rows as a caller sends them: the feature columns as in the CSV, no target."""
-    return frame[list(preprocessor.schema.features)].head(rows).reset_index(drop=True)
+    """Raw rows as a caller sends them: the feature columns as in the CSV, no target.
+
+    Integer columns are declared as doubles: a missing value in a later request must not break
+    MLflow's schema enforcement (an int column cannot hold NaN).
+    """
+    example = frame[list(preprocessor.schema.features)].head(rows).reset_index(drop=True)
+    ints = [c for c in example.columns if pd.api.types.is_integer_dtype(example[c])]
+    return example.astype({c: "float64" for c in ints})
 
 
 def package_and_register(

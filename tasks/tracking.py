@@ -10,6 +10,7 @@ import os
 import subprocess
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -197,7 +198,8 @@ def log_pyfunc_model(run_id: str, package_dir: Path, input_example: Any, output_
 
     mlflow.set_tracking_uri(tracking_uri())
     signature = infer_signature(input_example, output_example)
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=pyfunc_source.__file__,

@@ -52,6 +52,8 @@ class FineTuneSettings(_Frozen):
 
 
 class PruningSettings(FineTuneSettings):
+    epochs: int = Field(8, ge=1, description="pruning removes most weights: it needs more recovery than QAT")
+    learning_rate: float = Field(1e-3, gt=0)
     target_sparsity: float = Field(0.85, gt=0, lt=1, description="for models with >= large_model_params parameters")
     small_model_sparsity: float = Field(0.5, gt=0, lt=1, description="small models have little redundancy to remove")
     large_model_params: int = Field(100_000, ge=1)

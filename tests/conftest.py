@@ -1,0 +1,49 @@
+"""Shared fixtures: one Prefect test harness per session, a fresh MLflow store and workspace per test."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Before Prefect, MLflow or TensorFlow are imported by any test module.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="pmf-tests-"))
+os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "prefect")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+for key, value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
+                   "GX_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                   "MLFLOW_LOGGING_LEVEL": "WARNING"}.items():
+    os.environ[key] = value
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("PREFECT_API_URL", None)
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "data"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A fresh PMF_HOME with its own SQLite MLflow store and artifact folder."""
+    home = tmp_path / "pmf-home"
+    home.mkdir()
+    monkeypatch.setenv("PMF_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    monkeypatch.setenv("PMF_ARTIFACT_ROOT", (home / "artifacts").as_uri())
+    return home
+
+
+@pytest.fixture
+def mlflow_client(workspace):
+    from tasks.tracking import client
+
+    return client()

@@ -1,0 +1,29 @@
+"""Run the real `pmf` command line in-process and read back what a user would look at."""
+from __future__ import annotations
+
+import json
+
+from flows.cli import main
+
+
+def pmf(capsys, *args: str) -> tuple[int, dict]:
+    """`pmf ARGS --json` in this process; returns (exit code, the JSON object printed on stdout)."""
+    capsys.readouterr()
+    code = main([*args, "--json"])
+    out = capsys.readouterr().out.strip().splitlines()
+    return code, json.loads(out[-1]) if out else {}
+
+
+def child_runs(client, result: dict) -> dict:
+    runs = client.search_runs([result["mlflow_experiment_id"]],
+                              filter_string=f"tags.`mlflow.parentRunId` = '{result['mlflow_run_id']}'")
+    return {r.data.tags["pmf.stage"]: r for r in runs}
+
+
+def registry_state(client) -> dict:
+    """Every registered model with its versions and aliases: what must not change on a rejection."""
+    state = {}
+    for model in client.search_registered_models():
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        state[model.name] = {"versions": sorted(v.version for v in versions), "aliases": dict(model.aliases)}
+    return state

@@ -1,0 +1,85 @@
+"""End to end: `pmf run` on real data with the real Prefect harness, MLflow store, GX and TensorFlow."""
+from __future__ import annotations
+
+import pytest
+
+from tasks.load import file_sha256
+
+from tests.conftest import DATA
+from tests.flows.helpers import child_runs, pmf, registry_state
+
+FAST = ["--set", "train.epochs=15"]
+STAGES = {"validate", "preprocess", "train", "evaluate", "register"}
+
+
+def flow_run_state(flow_run_id: str):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id).state
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_penguins_run_records_everything_then_new_batches_are_validated_against_the_stored_suite(capsys, mlflow_client):
+    code, result = pmf(capsys, "run", *FAST)
+    assert code == 0, result
+    assert result["status"] == "completed" and result["version"] == "1" and result["aliases"] == ["candidate"]
+    assert set(result) >= {"status", "registered_model", "version", "promoted", "aliases", "metrics", "gates",
+                           "compression", "mlflow_run_id", "prefect_flow_run_id"}
+    assert result["metrics"]["accuracy"] >= 0.95
+    assert {g["name"] for g in result["gates"]} == {"accuracy", "f1_macro", "roc_auc"}
+
+    parent = mlflow_client.get_run(result["mlflow_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["prefect.flow_run_id"] == result["prefect_flow_run_id"]
+    assert flow_run_state(result["prefect_flow_run_id"]).is_completed()
+
+    children = child_runs(mlflow_client, result)
+    assert set(children) == STAGES and all(r.info.status == "FINISHED" for r in children.values())
+    assert children["evaluate"].data.metrics["accuracy"] == pytest.approx(result["metrics"]["accuracy"])
+    history = mlflow_client.get_metric_history(children["train"].info.run_id, "val_loss")
+    assert len(history) == result["training"]["epochs_run"] > 1
+    artifacts = lambda stage, path: {a.path for a in mlflow_client.list_artifacts(children[stage].info.run_id, path)}
+    assert "data_docs/index.html" in artifacts("validate", "data_docs")
+    assert "evaluation/confusion_matrix.png" in artifacts("evaluate", "evaluation")
+    assert "float_model/float_model.keras" in artifacts("train", "float_model")
+
+    version = mlflow_client.get_model_version("penguins", "1")
+    assert version.aliases == ["candidate"]
+    assert version.tags["pmf.data_sha256"] == file_sha256(DATA / "penguins.csv")
+    assert version.tags["prefect.flow_run_id"] == result["prefect_flow_run_id"]
+    assert len(version.tags["git_commit"]) >= 7 and '"epochs":15' in version.tags["pmf.config"]
+
+    # A later batch of the same name needs no target: it is validated against suite v1, unchanged.
+    code, second = pmf(capsys, "run", "--data", str(DATA / "batches" / "penguins_new.csv"), "--name", "penguins", *FAST)
+    assert code == 0 and second["suite_version"] == 1 and second["version"] == "2"
+
+    # A broken batch: exit 3, every problem named, nothing registered, no alias moved.
+    before = registry_state(mlflow_client)
+    code, rejected = pmf(capsys, "run", "--data", str(DATA / "batches" / "penguins_broken.csv"), "--name", "penguins")
+    assert code == 3 and rejected["status"] == "data_rejected" and rejected["version"] is None
+    named = {(e["column"], e["expectation"]) for e in rejected["errors"]}
+    assert ("bill_depth_mm", "expect_column_to_exist") in named
+    assert ("body_mass_g", "expect_column_values_to_be_between") in named
+    assert ("species", "expect_column_values_to_be_in_set") in named
+    assert registry_state(mlflow_client) == before
+    assert set(child_runs(mlflow_client, rejected)) == {"validate"}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize("config, metric, floor", [("diabetes.yaml", "r2", 0.3), ("digits.yaml", "accuracy", 0.93)])
+def test_bundled_regression_and_image_configs_run_end_to_end(capsys, mlflow_client, config, metric, floor):
+    code, result = pmf(capsys, "run", "--config", str(DATA / config), "--set", "train.epochs=12")
+    assert code == 0 and result["status"] == "completed", result
+    assert result["metrics"][metric] >= floor
+    assert result["version"] == "1"
+    assert mlflow_client.get_model_version(result["registered_model"], "1").aliases == ["candidate"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_failed_gate_completes_without_registering(capsys, mlflow_client):
+    code, result = pmf(capsys, "run", "--set", "train.epochs=1", "--set", "gates=[{metric: accuracy, min: 1.01}]")
+    assert code == 0 and result["status"] == "completed"
+    assert result["version"] is None and result["promoted"] is False
+    assert result["reasons"] == [f"accuracy {result['metrics']['accuracy']:.4g} < 1.01"]
+    assert registry_state(mlflow_client) == {}

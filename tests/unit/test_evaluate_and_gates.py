@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from tasks.config import GateRule
+from tasks.evaluate import classification_metrics, regression_metrics, slice_metrics
+from tasks.gates import evaluation_gate
+
+import pandas as pd
+
+
+def test_classification_metrics_match_hand_computed_values():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.eye(3)[[0, 1, 1, 1, 2, 0]] * 0.8 + 0.2 / 3
+    m = classification_metrics(y, probs)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    # class 0: p=1/2 r=1/2; class 1: p=2/3 r=1; class 2: p=1 r=1/2
+    assert m["precision_macro"] == pytest.approx((0.5 + 2 / 3 + 1) / 3)
+    assert m["recall_macro"] == pytest.approx((0.5 + 1 + 0.5) / 3)
+    assert 0 <= m["roc_auc"] <= 1
+
+
+def test_perfect_and_binary_auc():
+    y = np.array([0, 1, 0, 1])
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])
+    assert classification_metrics(y, probs)["roc_auc"] == 1.0
+
+
+def test_regression_metrics():
+    m = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]))
+    assert m["mse"] == pytest.approx(4 / 3) and m["mae"] == pytest.approx(2 / 3)
+    assert m["r2"] == pytest.approx(1 - 4 / 2)
+
+
+def test_slices_cover_every_value_including_missing():
+    frame = pd.DataFrame({"island": ["a", "a", "b", None]})
+    y = np.array([0, 1, 0, 1])
+    probs = np.eye(2)[[0, 1, 1, 1]]
+    rows = slice_metrics("classification", frame, ("island",), y, probs)
+    by_value = {r["value"]: r for r in rows}
+    assert by_value["a"]["accuracy"] == 1.0 and by_value["b"]["accuracy"] == 0.0 and by_value["a"]["rows"] == 2
+    assert len(rows) == 3
+
+
+def test_gate_reports_every_rule_and_only_fail_rules_block():
+    rules = (GateRule(metric="accuracy", min=0.9), GateRule(metric="f1_macro", min=0.85),
+             GateRule(metric="mae", max=1.0), GateRule(metric="roc_auc", min=0.99, severity="warn"))
+    decision = evaluation_gate(rules, {"accuracy": 0.8, "f1_macro": 0.81, "mae": 0.5, "roc_auc": 0.9})
+    assert not decision.passed
+    assert [r.passed for r in decision.results] == [False, False, True, False]
+    assert decision.reasons == ["accuracy 0.8 < 0.9", "f1_macro 0.81 < 0.85"]
+    assert decision.warnings == ["roc_auc 0.9 < 0.99"]
+
+
+def test_warn_rules_never_block_and_missing_metrics_fail():
+    assert evaluation_gate((GateRule(metric="r2", min=0.5, severity="warn"),), {"r2": 0.1}).passed
+    decision = evaluation_gate((GateRule(metric="r2", min=0.5),), {"r2": float("nan")})
+    assert not decision.passed and decision.reasons == ["r2 missing < 0.5"]
