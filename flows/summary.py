@@ -12,7 +12,7 @@ def render_run(result: dict[str, Any]) -> str:
         lines.append("stages   " + "  ".join(f"{k} {v:.1f}s" for k, v in result["stage_seconds"].items()))
     if result["status"] == "data_rejected":
         lines += ["", "data rejected by validation — nothing trained, nothing registered, no alias moved:"]
-        lines += [f"  ✗ {e.get('column') or '(table)'}: {e['expectation']} — observed {e.get('observed')}" for e in result.get("errors", [])]
+        lines += [failure_line(e) for e in result.get("errors", [])]
     if result.get("metrics"):
         lines += ["", "metrics (test split, float model)"]
         lines += [f"  {k:<16} {v:.4f}" for k, v in result["metrics"].items()]
@@ -29,6 +29,22 @@ def render_run(result: dict[str, Any]) -> str:
     lines.append(f"promoted    {str(result.get('promoted', False)).lower()}")
     lines += ["", *_ui_hints(result)]
     return "\n".join(lines)
+
+
+def failure_line(error: dict[str, Any]) -> str:
+    """`✗ body_mass_g: expect_column_values_to_be_between (min_value=1800, max_value=7200) — 5 rows (4.2%), e.g. [...]`"""
+    expected = error.get("expected") or {}
+    shown = ", ".join(f"{k}={_short(v)}" for k, v in expected.items() if k != "mostly" or v != 1)
+    observed = error.get("observed")
+    if isinstance(observed, dict) and "unexpected_count" in observed:
+        examples = observed.get("partial_unexpected_list", [])[:5]
+        observed = f"{observed['unexpected_count']} rows ({observed.get('unexpected_percent', 0):.1f}%), e.g. {examples}"
+    return f"  ✗ {error.get('column') or '(table)'}: {error['expectation']}{f' ({shown})' if shown else ''} — observed {observed}"
+
+
+def _short(value: Any) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _num(value: Any) -> str:
@@ -61,6 +77,6 @@ def render_validation(result: dict[str, Any]) -> str:
     if "expectations" in result:
         lines.append(f"  {result['expectations'] - result.get('failed', 0)}/{result['expectations']} expectations passed"
                      + (f" (suite v{result['suite_version']})" if result.get("suite_version") else ""))
-    lines += [f"  ✗ {e.get('column') or '(table)'}: {e['expectation']} — observed {e.get('observed')}" for e in result.get("errors", [])]
+    lines += [failure_line(e) for e in result.get("errors", [])]
     lines.append(f"  MLflow run {result['mlflow_run_id']}")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ One Prefect flow run = one MLflow parent run, with a child run per stage. Read t
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ def _close_run(ctx: stages.RunContext, result: dict[str, Any], started: float) -
         tracking.log_metrics(ctx.parent_run_id, result["metrics"])
     tracking.end_run(ctx.parent_run_id, "FAILED" if result["status"] == "failed" else "FINISHED")
     create_markdown_artifact(key="pmf-summary", markdown=_markdown(result), description="pmf run summary")
+    shutil.rmtree(ctx.workdir, ignore_errors=True)  # everything worth keeping is in MLflow now
     return result
 
 

@@ -1,6 +1,7 @@
 """`pmf validate`: load a batch and validate it against its dataset's suite — nothing else runs."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,4 +36,5 @@ def validate_flow(request: RunRequest) -> dict[str, Any]:
     finally:
         tracking.set_tags(parent, {"pmf.status": result.get("status", "failed")})
         tracking.end_run(parent, "FINISHED" if "status" in result else "FAILED")
+        shutil.rmtree(ctx.workdir, ignore_errors=True)
     return stages.to_json(result)

@@ -29,12 +29,11 @@ def convert_float32(model: Any) -> bytes:
 def input_example(frame: pd.DataFrame, preprocessor: Preprocessor, rows: int = 3) -> pd.DataFrame:
     """Raw rows as a caller sends them: the feature columns as in the CSV, no target.
 
-    Integer columns are declared as doubles: a missing value in a later request must not break
-    MLflow's schema enforcement (an int column cannot hold NaN).
+    Column types are those pandas gave the whole file (an integer column with gaps is already
+    float64), so the signature matches how the same CSV reads later. Declaring every integer as
+    double instead would break: MLflow refuses to convert int64 to float64.
     """
-    example = frame[list(preprocessor.schema.features)].head(rows).reset_index(drop=True)
-    ints = [c for c in example.columns if pd.api.types.is_integer_dtype(example[c])]
-    return example.astype({c: "float64" for c in ints})
+    return frame[list(preprocessor.schema.features)].head(rows).reset_index(drop=True)
 
 
 def package_and_register(

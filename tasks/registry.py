@@ -164,6 +164,12 @@ def move_alias(name: str, alias: str, version: str, reason: str, actor: str | No
         return _move_locked(name, alias, str(version), reason, actor, metrics, forced, kind)
 
 
+def move_alias_unlocked(name: str, alias: str, version: str, reason: str, actor: str | None = None,
+                        metrics: dict[str, float] | None = None, forced: bool = False, kind: str = "promote") -> dict[str, Any]:
+    """`move_alias` for a caller that already holds `registry_lock(name)` (check and move under one lock)."""
+    return _move_locked(name, alias, str(version), reason, actor, metrics, forced, kind)
+
+
 def _move_locked(name: str, alias: str, version: str, reason: str, actor: str | None,
                  metrics: dict[str, float] | None, forced: bool, kind: str) -> dict[str, Any]:
     mlflow_client = tracking.client()

@@ -24,6 +24,8 @@ _EXPORTS = {
     "measure_keras": "tasks.compression.measure",
     "CompressionData": "tasks.compression.variants",
     "build_and_measure": "tasks.compression.variants",
+    "build_only": "tasks.compression.variants",
+    "measure_built": "tasks.compression.variants",
     "convert_to_tflite": "tasks.compression.variants",
     "compression_gate": "tasks.compression.gate",
     "choose_variant": "tasks.compression.gate",

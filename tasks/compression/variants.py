@@ -145,7 +145,9 @@ def build_and_measure(variant: str, teacher: Any, arrays: CompressionData, task:
 
     Never raises: a failure comes back as a report with `error` set, `passed=False` and the
     reason, so one broken variant never sinks the others. Files go to `workdir/<variant>/`.
-    Safe to call from several threads at once with the same teacher.
+    Safe to call from several threads at once with the same teacher, but latencies measured
+    while other variants train share the CPU: to gate on latency, fan out `build_only` and run
+    `measure_built` one variant at a time.
     """
     folder = Path(workdir) / variant
     try:
@@ -157,3 +159,26 @@ def build_and_measure(variant: str, teacher: Any, arrays: CompressionData, task:
     except Exception as error:  # noqa: BLE001  (one variant's failure is data, not a crash)
         log.warning("compression variant %s failed: %s", variant, error, exc_info=True)
         return failed_report(variant, error)
+
+
+def build_only(variant: str, teacher: Any, arrays: CompressionData, task: Task, settings: CompressionSettings, workdir: Path | str, student_builder: StudentBuilder | None = None) -> VariantReport:
+    """Build one variant's .tflite without measuring it: an unmeasured report with `path` and
+    `extra` (or `error`). Thread-safe; pair it with `measure_built`. Not for the keras row."""
+    folder = Path(workdir) / variant
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path, extra = build_variant(variant, teacher, arrays, task, settings, folder, student_builder)
+        return VariantReport(variant=variant, path=str(path), extra=extra)
+    except Exception as error:  # noqa: BLE001
+        log.warning("compression variant %s failed: %s", variant, error, exc_info=True)
+        return failed_report(variant, error)
+
+
+def measure_built(report: VariantReport, arrays: CompressionData, score: Score, settings: CompressionSettings) -> VariantReport:
+    """Measure a `build_only` report's file on `arrays.x_test`; failed reports pass through unchanged."""
+    if not report.ok or report.path is None:
+        return report
+    try:
+        return measure_tflite(report.variant, Path(report.path), arrays.x_test, score, settings.latency, report.extra)
+    except Exception as error:  # noqa: BLE001
+        return failed_report(report.variant, error)

@@ -26,6 +26,7 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
 from tasks.server.prediction_log import PredictionLog
 from tasks.server.request_schema import RequestError, RequestSchema
@@ -227,7 +228,6 @@ async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[byt
 def docs_app(serving: ServingApp) -> Any:
     """FastAPI for the rest: /metadata and the OpenAPI description of /invocations (served above)."""
     from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.responses import JSONResponse
 
     state = serving.holder.state
     api = FastAPI(title=f"pmf serve: {state.name}", version=state.version,
@@ -238,7 +238,7 @@ def docs_app(serving: ServingApp) -> Any:
         if serving.token is not None and not serving.authorized(request.scope):
             raise HTTPException(401, "Authorization: a valid bearer token is required")
 
-    @api.get("/metadata", dependencies=[Depends(check_token)])
+    @api.get("/metadata", dependencies=[Depends(check_token)], response_model=None)
     def metadata() -> JSONResponse:
         current = serving.holder.state
         runtime = {"tensorflow_imported": "tensorflow" in sys.modules, "pid": os.getpid(), "swaps": serving.holder.swaps,

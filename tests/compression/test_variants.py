@@ -13,7 +13,7 @@ import pytest
 from tasks.compression.gate import compression_gate
 from tasks.compression.measure import TfliteRunner, keras_predict, measure_tflite
 from tasks.compression.settings import ALL_VARIANTS, CompressionSettings
-from tasks.compression.variants import CompressionData, build_and_measure, clone_teacher, convert_to_tflite
+from tasks.compression.variants import CompressionData, build_and_measure, build_only, clone_teacher, convert_to_tflite, measure_built
 from tasks.model_builders import build_mlp
 from tasks.tf_env import import_keras
 
@@ -137,6 +137,16 @@ def test_variants_built_in_threads_match_the_sequential_build(reports, teacher, 
     # A new student gets fresh auto-generated layer names (dense_7...), which TFLite stores as
     # tensor names: its file differs by a few bytes while every number in it is the same.
     assert abs(threaded["distilled_int8"].bytes - reports["distilled_int8"].bytes) < 64
+
+
+def test_build_in_threads_then_measure_one_at_a_time(reports, teacher, data, score, tmp_path):
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        built = list(pool.map(lambda v: build_only(v, teacher, data, "classification", SETTINGS, tmp_path), ("float32", "int8", "int4")))
+    assert built[0].latency_ms_p50 is None and built[2].passed is False
+    measured = [measure_built(r, data, score, SETTINGS) for r in built]
+    assert [m.metrics for m in measured[:2]] == [reports["float32"].metrics, reports["int8"].metrics]
+    assert measured[1].gzip_bytes == reports["int8"].gzip_bytes and measured[1].latency_ms_p50 > 0
+    assert measured[2] == built[2]
 
 
 def test_a_broken_variant_reports_its_reason_and_the_others_continue(teacher, data, score, tmp_path):

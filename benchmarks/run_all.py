@@ -1,0 +1,15 @@
+"""`make bench`: every benchmark, one after the other, each printing its own table."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+BENCHMARKS = ["bench_pipeline.py", "bench_compression.py", "bench_serving.py"]
+
+if __name__ == "__main__":
+    for script in BENCHMARKS:
+        if (HERE / script).exists():
+            print(f"\n## {script}\n", flush=True)
+            subprocess.run([sys.executable, str(HERE / script), *sys.argv[1:]], check=True)

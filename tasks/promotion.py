@@ -1,0 +1,347 @@
+"""Promotion: infra check → `staging` → champion/challenger gate → `production`.
+
+- Infra check: the candidate's model file is verified against its `pmf.sha256` tag, served by the
+  real server (`python -m tasks.server.app`) in a fresh process on a free port, warmed up and sent
+  canary rows from the held-out split; the answers must equal the pipeline's own predictions.
+- Champion gate: candidate and current production are scored on the same held-out rows (the
+  candidate's `heldout/test.parquet`); the candidate may not be worse than production by more than
+  the margin on the primary metric, overall and on every slice. The first model has no champion.
+
+Every check is reported (value, threshold, passed) like the evaluation gate; a failed check moves
+no further alias. `force=True` moves the alias past failed gates (never past a SHA-256 mismatch)
+and records that it did.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from tasks import registry, tracking
+from tasks.evaluate import HIGHER_IS_BETTER, slice_metrics, task_metrics
+from tasks.gates import GateResult
+from tasks.promotion_settings import PromotionSettings
+from tasks.serving_model import IntegrityError, PackagedModel
+
+HELDOUT_ARTIFACT = "heldout/test.parquet"
+COMPARISON_ARTIFACT = "promotion/comparison.json"
+DEFAULT_PRIMARY = {"classification": "f1_macro", "regression": "r2"}
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The outcome of one promotion check: every rule with its value and threshold, plus errors."""
+
+    name: str
+    results: tuple[GateResult, ...] = ()
+    errors: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors and all(r.passed for r in self.results if r.severity == "fail")
+
+    @property
+    def reasons(self) -> list[str]:
+        return [*self.errors, *(f"{self.name}: {r.reason()}" for r in self.results if not r.passed and r.severity == "fail")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "reasons": self.reasons,
+                "results": [r.to_dict() for r in self.results], "errors": list(self.errors), **self.details}
+
+
+# ---- fetching a version -------------------------------------------------------------------------
+
+def load_verified(name: str, version: str, folder: Path) -> PackagedModel:
+    """Download a version's package and load it; IntegrityError unless its SHA-256 matches the tag."""
+    from tasks.server.app import download_package, recorded_sha256
+
+    expected = recorded_sha256(name, version)
+    return PackagedModel.load(download_package(name, version, folder), expected_sha256=expected)
+
+
+def load_heldout(name: str, version: str, folder: Path) -> pd.DataFrame:
+    """The raw test split (target included) kept with the run that registered `version`."""
+    run_id = tracking.client().get_model_version(name, version).run_id
+    return pd.read_parquet(tracking.client().download_artifacts(run_id, HELDOUT_ARTIFACT, str(folder)))
+
+
+# ---- infra check --------------------------------------------------------------------------------
+
+def infra_check(name: str, version: str, settings: PromotionSettings, heldout: pd.DataFrame | None = None) -> CheckReport:
+    """Serve `version` in a fresh process and check it answers the canaries as the pipeline does."""
+    with tempfile.TemporaryDirectory(prefix="pmf-infra-") as tmp:
+        try:
+            model = load_verified(name, version, Path(tmp))
+        except IntegrityError as exc:
+            return CheckReport("infra_check", (GateResult("sha256_match", 0.0, 1.0, ">=", False),), (f"infra_check: {exc}",))
+        if heldout is None:
+            heldout = load_heldout(name, version, Path(tmp))
+        canary = heldout[model.input_columns].head(settings.canary_rows).reset_index(drop=True)
+        expected = model.predict(canary)
+        try:
+            with served_version(name, version, settings.infra_timeout_s) as (base_url, ready_s):
+                answers, served_version_header = _canary_answers(base_url, canary, settings.infra_timeout_s)
+        except InfraError as exc:
+            return CheckReport("infra_check", (GateResult("sha256_match", 1.0, 1.0, ">=", True),), (f"infra_check: {exc}",))
+    agreement = canary_agreement(expected, answers, model.meta["task"], settings.canary_tolerance)
+    results = (GateResult("sha256_match", 1.0, 1.0, ">=", True),
+               GateResult("ready_seconds", ready_s, settings.infra_timeout_s, "<=", ready_s <= settings.infra_timeout_s),
+               GateResult("canary_agreement", agreement, 1.0, ">=", agreement >= 1.0))
+    errors = () if served_version_header == str(version) else \
+        (f"infra_check: the server answered as version {served_version_header!r}, expected {version}",)
+    return CheckReport("infra_check", results, errors, {"canary_rows": len(canary), "ready_seconds": round(ready_s, 3)})
+
+
+class InfraError(RuntimeError):
+    """The served candidate did not start, did not become ready, or did not answer."""
+
+
+def canary_agreement(expected: np.ndarray, answers: list, task: str, tolerance: float) -> float:
+    """Share of canary rows where the server's answer equals the offline prediction."""
+    if len(answers) != len(expected):
+        return 0.0
+    if task == "classification":
+        same = [str(a) == str(e) for a, e in zip(answers, expected)]
+    else:
+        served = np.asarray(answers, dtype=np.float64)
+        same = list(np.isclose(served, np.asarray(expected, dtype=np.float64), rtol=tolerance, atol=tolerance))
+    return float(np.mean(same)) if same else 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def served_version(name: str, version: str, timeout_s: float) -> Iterator[tuple[str, float]]:
+    """`python -m tasks.server.app NAME --version V` on a free port; yields (base URL, seconds to ready)."""
+    port = free_port()
+    command = [sys.executable, "-m", "tasks.server.app", name, "--version", str(version), "--port", str(port), "--no-prediction-log"]
+    with tempfile.TemporaryFile() as stderr:
+        started = time.monotonic()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=os.environ.copy())
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            _wait_ready(process, base_url, started + timeout_s, stderr)
+            yield base_url, time.monotonic() - started
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_ready(process: subprocess.Popen, base_url: str, deadline: float, stderr: Any) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr.seek(0)
+            tail = stderr.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise InfraError(f"the server exited with code {process.returncode}: {' / '.join(tail) or 'no output'}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise InfraError("the server did not answer /health before the infra check's timeout (infra_timeout_s)")
+
+
+def _canary_answers(base_url: str, canary: pd.DataFrame, timeout_s: float, warmup: int = 5) -> tuple[list, str]:
+    body = ('{"dataframe_split": ' + canary.to_json(orient="split", index=False) + "}").encode()
+    first = ('{"dataframe_split": ' + canary.head(1).to_json(orient="split", index=False) + "}").encode()
+    for _ in range(warmup):
+        _post(base_url, first, timeout_s)
+    payload, version = _post(base_url, body, timeout_s)
+    return payload["predictions"], version
+
+
+def _post(base_url: str, body: bytes, timeout_s: float) -> tuple[dict, str]:
+    import json
+
+    request = urllib.request.Request(f"{base_url}/invocations", data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return json.loads(response.read()), response.headers.get("X-Model-Version", "")
+    except urllib.error.HTTPError as exc:
+        raise InfraError(f"canary request answered {exc.code}: {exc.read()[:300].decode(errors='replace')}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise InfraError(f"canary request failed: {exc}") from None
+
+
+# ---- champion / challenger ----------------------------------------------------------------------
+
+def primary_metric(model: PackagedModel, settings: PromotionSettings) -> str:
+    return settings.primary_metric or model.meta.get("primary_metric") or DEFAULT_PRIMARY[model.meta["task"]]
+
+
+def score(model: PackagedModel, frame: pd.DataFrame, slice_columns: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Metrics of a model on raw labelled rows: {"overall": {...}, "island=Biscoe": {... "rows": n}, ...}."""
+    task, target = model.meta["task"], model.meta["target"]
+    frame = frame[frame[target].notna()].reset_index(drop=True)
+    if task == "classification":
+        y_true = model.preprocessor.encode_target(frame[target])
+        known = y_true >= 0  # a label this model never saw cannot be scored by it
+        frame, y_true = frame[known].reset_index(drop=True), y_true[known]
+        outputs = model.outputs(frame)
+    else:
+        y_true = pd.to_numeric(frame[target]).to_numpy(dtype=np.float64)
+        outputs = model.predict(frame)
+    scores = {"overall": {**task_metrics(task, y_true, outputs), "rows": len(frame)}}
+    present = tuple(c for c in slice_columns if c in frame.columns)
+    for row in slice_metrics(task, frame, present, y_true, outputs):
+        scores[f"{row.pop('column')}={row.pop('value')}"] = row
+    return scores
+
+
+def champion_gate(candidate: PackagedModel, champion: PackagedModel | None, heldout: pd.DataFrame,
+                  settings: PromotionSettings) -> CheckReport:
+    """Candidate vs production on the same rows; not worse than production by more than the margin."""
+    metric = primary_metric(candidate, settings)
+    new = score(candidate, heldout, settings.slice_columns)
+    if champion is None:
+        table = [{"scope": s, "metric": k, "candidate": v, "champion": None, "delta": None} for s, m in new.items() for k, v in m.items() if k != "rows"]
+        return CheckReport("champion_gate", (), (), {"primary_metric": metric, "champion": None, "table": table,
+                                                     "note": "no production version yet: the first model passes"})
+    old = score(champion, heldout, settings.slice_columns)
+    results = [_compare(metric, scope, new[scope], old.get(scope), settings) for scope in new]
+    table = [{"scope": scope, "rows": new[scope]["rows"], "metric": k, "candidate": v, "champion": old.get(scope, {}).get(k),
+              "delta": _delta(v, old.get(scope, {}).get(k))} for scope in new for k, v in new[scope].items() if k != "rows"]
+    return CheckReport("champion_gate", tuple(r for r in results if r is not None), (),
+                       {"primary_metric": metric, "margin": settings.champion_margin, "table": table})
+
+
+def _compare(metric: str, scope: str, new: dict, old: dict | None, settings: PromotionSettings) -> GateResult | None:
+    value, reference = new.get(metric), (old or {}).get(metric)
+    if value is None or reference is None or math.isnan(value) or math.isnan(reference):
+        return None  # not comparable on this slice (e.g. ROC AUC with one class): shown in the table only
+    severity = "fail" if scope == "overall" or new["rows"] >= settings.min_slice_rows else "warn"
+    if HIGHER_IS_BETTER.get(metric, True):
+        threshold = reference - settings.champion_margin
+        return GateResult(f"{metric} [{scope}]", value, threshold, ">=", value >= threshold - 1e-12, severity)
+    threshold = reference + settings.champion_margin
+    return GateResult(f"{metric} [{scope}]", value, threshold, "<=", value <= threshold + 1e-12, severity)
+
+
+def _delta(new: float | None, old: float | None) -> float | None:
+    if new is None or old is None or math.isnan(new) or math.isnan(old):
+        return None
+    return new - old
+
+
+def run_champion_gate(name: str, version: str, settings: PromotionSettings) -> tuple[CheckReport, str | None]:
+    """Fetch candidate, current production and held-out rows, and compare. Returns (report, champion version)."""
+    champion_version = registry.alias_version(name, registry.PRODUCTION)
+    with tempfile.TemporaryDirectory(prefix="pmf-champion-") as tmp:
+        candidate = load_verified(name, version, Path(tmp) / "candidate")
+        champion = None
+        if champion_version is not None and champion_version != str(version):
+            champion = load_verified(name, champion_version, Path(tmp) / "champion")
+        heldout = load_heldout(name, version, Path(tmp) / "heldout")
+        report = champion_gate(candidate, champion, heldout, settings)
+    report.details["champion"] = champion_version if champion is not None else None
+    report.details["candidate"] = str(version)
+    return report, champion_version
+
+
+# ---- the whole path -----------------------------------------------------------------------------
+
+Approver = Callable[[dict[str, Any]], tuple[bool, str]]
+
+
+def promote_version(name: str, version: str, to: str, settings: PromotionSettings, reason: str = "", force: bool = False,
+                    actor: str | None = None, approve: Approver | None = None) -> dict[str, Any]:
+    """Move `version` to `staging` (infra check) or on to `production` (infra check + champion gate).
+
+    Returns {promoted, target, aliases, reasons, infra_check, champion_gate, comparison, moves, forced}.
+    """
+    version = str(version)
+    if to not in (registry.STAGING, registry.PRODUCTION):
+        raise ValueError(f"--to must be staging or production, not {to!r}")
+    result: dict[str, Any] = {"name": name, "version": version, "target": to, "promoted": False, "forced": False,
+                              "reasons": [], "moves": [], "infra_check": None, "champion_gate": None, "comparison": []}
+    infra = infra_check(name, version, settings)
+    result["infra_check"] = infra.to_dict()
+    integrity_failed = any(r.name == "sha256_match" and not r.passed for r in infra.results)
+    if not _may_pass(infra, force and not integrity_failed, result):
+        return _finish(name, result)
+    result["moves"].append(registry.move_alias(name, registry.STAGING, version, _reason(reason, infra, "infra check passed"),
+                                               actor, forced=not infra.passed))
+    if to == registry.STAGING:
+        result["promoted"] = True
+        return _finish(name, result)
+    with registry.registry_lock(name):  # gate and move against the production version of this moment
+        gate, champion_version = run_champion_gate(name, version, settings)
+        result["champion_gate"] = gate.to_dict()
+        result["comparison"] = gate.details["table"]
+        _log_comparison(name, version, gate)
+        if champion_version == version:
+            result["reasons"].append(f"version {version} is already @production")
+            return _finish(name, result)
+        if not _may_pass(gate, force, result):
+            return _finish(name, result)
+        if settings.manual_approval and approve is not None:
+            approved, note = approve(result)
+            if not approved:
+                result["reasons"].append(f"manual approval refused: {note}")
+                return _finish(name, result)
+            reason = f"{reason} (approved: {note})".strip()
+        result["moves"].append(registry.move_alias_unlocked(name, registry.PRODUCTION, version,
+                                                            _reason(reason, gate, "champion gate passed"), actor,
+                                                            forced=not (gate.passed and infra.passed)))
+    result["promoted"] = True
+    return _finish(name, result)
+
+
+def promote_candidate(name: str, version: str, settings: PromotionSettings, reason: str = "", actor: str | None = None,
+                      approve: Approver | None = None) -> dict[str, Any]:
+    """The pipeline's promotion path for a freshly registered candidate: all the way to production if it earns it."""
+    return promote_version(name, version, registry.PRODUCTION, settings, reason or "pipeline candidate", False, actor, approve)
+
+
+def _may_pass(report: CheckReport, force: bool, result: dict[str, Any]) -> bool:
+    if report.passed:
+        return True
+    result["reasons"].extend(report.reasons)
+    if force:
+        result["forced"] = True
+        return True
+    return False
+
+
+def _reason(given: str, report: CheckReport, default: str) -> str:
+    text = given or default
+    if not report.passed:
+        text += " — forced past: " + "; ".join(report.reasons)
+    return text
+
+
+def _finish(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    result["aliases"] = registry.aliases(name)
+    return result
+
+
+def _log_comparison(name: str, version: str, gate: CheckReport) -> None:
+    """The full comparison table next to the version, in the run that registered it."""
+    try:
+        run_id = tracking.client().get_model_version(name, version).run_id
+        tracking.log_dict(run_id, gate.to_dict(), COMPARISON_ARTIFACT)
+    except Exception:  # a read-only artifact store must not block a promotion; the result still carries the table
+        pass

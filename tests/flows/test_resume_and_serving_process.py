@@ -1,0 +1,69 @@
+"""What a user does from a shell: interrupt a run and start it again; load the registered model elsewhere."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import DATA, REPO
+
+SLOW_TRAINING = ["--set", "train.epochs=40", "--set", "train.batch_size=4", "--set", "train.early_stopping_patience=40"]
+
+
+def pmf_process(workspace, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PMF_HOME": str(workspace)}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the embedded default under PMF_HOME, as a user gets it
+    env.pop("PMF_ARTIFACT_ROOT", None)
+    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_run_killed_during_training_resumes_from_its_checkpoint(workspace):
+    first = pmf_process(workspace, "run", *SLOW_TRAINING)
+    deadline = time.monotonic() + 240
+    for line in first.stderr:  # the epoch-1 line is printed after that epoch's checkpoint is written
+        if "epoch   1/40" in line or time.monotonic() > deadline:
+            break
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    assert any((workspace / "checkpoints" / "penguins").rglob("checkpoint")), "no checkpoint left by the killed run"
+
+    second = pmf_process(workspace, "run", *SLOW_TRAINING, "--json")
+    out, err = second.communicate(timeout=400)
+    assert second.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["training"]["resumed_from_epoch"] >= 1
+    assert "resumed from the checkpoint at epoch" in err
+    assert not any((workspace / "checkpoints" / "penguins").rglob("checkpoint")), "checkpoint not cleaned after success"
+
+
+LOAD_WITHOUT_TENSORFLOW = """
+import json, sys
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model("models:/penguins@candidate")
+rows = pd.read_csv(sys.argv[1])
+predictions = model.predict(rows.drop(columns=["species"]))
+print(json.dumps({"tensorflow_imported": "tensorflow" in sys.modules, "predictions": list(predictions)}))
+"""
+
+
+def test_registered_model_predicts_raw_csv_rows_in_a_fresh_process_without_tensorflow(workspace):
+    run = pmf_process(workspace, "run", "--set", "train.epochs=15", "--json")
+    out, err = run.communicate(timeout=400)
+    assert run.returncode == 0, err[-3000:]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workspace / 'mlflow.db'}"}
+    loaded = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_TENSORFLOW, str(DATA / "batches" / "penguins_new.csv")],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    answer = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert answer["tensorflow_imported"] is False
+    import pandas as pd
+
+    truth = pd.read_csv(DATA / "batches" / "penguins_new.csv")["species"].tolist()
+    accuracy = sum(p == t for p, t in zip(answer["predictions"], truth)) / len(truth)
+    assert accuracy >= 0.9

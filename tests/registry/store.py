@@ -1,0 +1,51 @@
+"""A real registry with three versions of `penguins`, built once per test session by the real flow.
+
+v1: a fair model (2 epochs), v2: a much worse one (1 epoch, 2 hidden units, tiny learning rate),
+v3: a better one (8 epochs). Each test gets its own copy of the MLflow database (artifacts are
+shared read-only), so alias moves and history never leak from one test into another.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+NAME = "penguins"
+RUNS = {
+    "1": ["--set", "train.epochs=2", "--set", "train.hidden_units=[8]", "--set", "gates=[]"],
+    "2": ["--set", "train.epochs=1", "--set", "train.hidden_units=[2]", "--set", "train.learning_rate=0.0001", "--set", "gates=[]"],
+    "3": ["--set", "train.epochs=8"],
+}
+
+
+def build(root: Path) -> Path:
+    """Run `pmf run` three times into `root`, in one child process (one TensorFlow import, one Prefect
+    start-up; the test process itself stays free of both). Done once per session: a marker says so."""
+    marker = root / "built.json"
+    if marker.exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PMF_HOME": str(root), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+           "PMF_ARTIFACT_ROOT": (root / "artifacts").as_uri(), "PREFECT_HOME": str(root / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    script = ("import json, sys\nfrom flows.cli import main\n"
+              f"runs = {json.dumps(list(RUNS.values()))}\n"
+              "codes = [main(['run', '--json', *overrides]) for overrides in runs]\n"
+              "sys.exit(max(codes))\n")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"building the test registry failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    marker.write_text(json.dumps(sorted(RUNS)))
+    return root
+
+
+def fresh_copy(source: Path, destination: Path, monkeypatch) -> Path:
+    """A private copy of the built registry for one test, with PMF_HOME and the tracking URI pointing at it."""
+    destination.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "mlflow.db", destination / "mlflow.db")
+    monkeypatch.setenv("PMF_HOME", str(destination))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{destination / 'mlflow.db'}")
+    monkeypatch.setenv("PMF_ACTOR", "pytest")
+    return destination

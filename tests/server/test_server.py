@@ -1,0 +1,187 @@
+"""`pmf serve` as a user meets it: a real server process on a socket, serving a real registry."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tasks import registry, tracking
+from tasks.promotion import free_port, load_heldout, load_verified
+from tests.registry.store import NAME, fresh_copy
+
+COLUMNS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year", "island", "sex"]
+
+
+class Server:
+    """`python -m tasks.server.app` in a fresh process; stopped (and its stderr kept) at the end."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.stderr = tempfile.TemporaryFile()
+        command = [sys.executable, "-m", "tasks.server.app", NAME, "--port", str(self.port), *args]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.stderr, env={**os.environ, **(env or {})})
+
+    def wait_ready(self, timeout_s: float = 60) -> "Server":
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"server exited: {self.output()}"
+            try:
+                if self.get("/health")[0] == 200:
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"server not ready: {self.output()}")
+
+    def connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    def get(self, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+        conn = self.connection()
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+
+    def post(self, body: bytes | dict, headers: dict | None = None, conn: http.client.HTTPConnection | None = None) -> tuple[int, dict, dict]:
+        conn = conn or self.connection()
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        conn.request("POST", "/invocations", body=data, headers={"Content-Type": "application/json", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, orjson.loads(response.read())
+
+    def output(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def served(built_store, tmp_path_factory):
+    """v1 at @production, served with a 50-row limit; the module's tests share it."""
+    with pytest.MonkeyPatch.context() as patch:
+        home = fresh_copy(built_store, tmp_path_factory.mktemp("served"), patch)
+        patch.delenv("PMF_SERVE_TOKEN", raising=False)
+        registry.move_alias(NAME, registry.PRODUCTION, "1", "serve tests")
+        server = Server("--max-rows", "50").wait_ready()
+        yield server, home
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def heldout(served) -> pd.DataFrame:
+    return load_heldout(NAME, "1", Path(tempfile.mkdtemp()))
+
+
+def test_predictions_match_the_pipeline_in_every_format_and_name_the_version(served, heldout):
+    server, _ = served
+    model = load_verified(NAME, "1", Path(tempfile.mkdtemp()))
+    rows = heldout[COLUMNS].head(20)
+    expected = model.predict(rows).tolist()
+    split = orjson.loads(rows.to_json(orient="split", index=False))
+    records = orjson.loads(rows.to_json(orient="records"))
+    for body in ({"dataframe_split": split}, {"dataframe_records": records}, {"inputs": records}):
+        status, headers, payload = server.post(body)
+        assert status == 200 and headers["x-model-version"] == "1"
+        assert payload["predictions"] == expected
+
+
+def test_health_metadata_and_docs(served):
+    server, _ = served
+    status, headers, body = server.get("/health")
+    assert status == 200 and json.loads(body)["status"] == "ready"
+    status, _, body = server.get("/metadata")
+    meta = json.loads(body)
+    assert status == 200 and (meta["name"], meta["version"], meta["alias"]) == (NAME, "1", "production")
+    assert meta["sha256"] == tracking.client().get_model_version(NAME, "1").tags["pmf.sha256"]
+    assert meta["metrics"]["f1_macro"] > 0.5
+    assert meta["runtime"]["tensorflow_imported"] is False  # the serving process never loads TensorFlow
+    assert server.get("/docs")[0] == 200
+    assert "/invocations" in json.loads(server.get("/openapi.json")[2])["paths"]
+    assert "auth off" in server.output()
+
+
+def test_bad_requests_get_4xx_naming_the_field_and_unknown_categories_still_answer(served):
+    server, _ = served
+    row = {"island": "Atlantis", "bill_length_mm": 45.0, "bill_depth_mm": 15.0, "flipper_length_mm": 220, "body_mass_g": 5000,
+           "sex": None, "year": 2008}
+    assert server.post({"dataframe_records": [row]})[0] == 200
+    status, _, error = server.post({"dataframe_records": [{**row, "flipper_length_mm": "long"}]})
+    assert status == 400 and error["field"] == "flipper_length_mm"
+    status, _, error = server.post({"dataframe_records": [row] * 51})
+    assert status == 413 and error["field"] == "dataframe_records"
+
+
+def test_every_prediction_is_logged_without_blocking(served):
+    server, home = served
+    server.post({"dataframe_records": [{"island": "Dream", "bill_length_mm": 50.0, "bill_depth_mm": 19.0, "flipper_length_mm": 196,
+                                        "body_mass_g": 3800, "sex": "female", "year": 2009}]})
+    log = home / "predictions" / f"{NAME}.jsonl"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (log.exists() and "Dream" in log.read_text()):
+        time.sleep(0.1)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    last = [entry for entry in lines if entry["inputs"]["island"] == "Dream"][-1]
+    assert last["version"] == "1" and last["model"] == NAME and last["prediction"] and last["time"]
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                           max_leaves=8)
+FIELD_VALUES = st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=6) | st.lists(st.integers(), max_size=2)
+RECORDS = st.lists(st.dictionaries(st.sampled_from(COLUMNS + ["extra"]), FIELD_VALUES, min_size=5), max_size=4)
+BODIES = st.one_of(
+    st.binary(max_size=40),
+    JSON_VALUES.map(orjson.dumps),
+    st.fixed_dictionaries({"dataframe_records": RECORDS}).map(orjson.dumps),
+    st.fixed_dictionaries({"inputs": RECORDS | st.dictionaries(st.sampled_from(COLUMNS), st.lists(FIELD_VALUES, max_size=3))}).map(orjson.dumps),
+    st.fixed_dictionaries({"dataframe_split": st.fixed_dictionaries({"columns": st.lists(st.sampled_from(COLUMNS), max_size=7),
+                                                                       "data": st.lists(st.lists(FIELD_VALUES, max_size=7), max_size=3)})}).map(orjson.dumps),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=BODIES)
+def test_fuzzed_bodies_never_5xx_and_every_4xx_names_its_field(served, body):
+    server, _ = served
+    status, _, payload = server.post(body)
+    assert status < 500, payload
+    if status >= 400:
+        assert payload["field"] and payload["field"] in payload["message"], payload
+    else:
+        assert len(payload["predictions"]) >= 1
+
+
+def test_a_bearer_token_is_required_when_configured(served):
+    server = Server("--no-prediction-log", env={"PMF_SERVE_TOKEN": "s3cret"}).wait_ready()
+    try:
+        body = {"inputs": {"island": "Dream", "bill_length_mm": 50.0, "bill_depth_mm": 19.0, "flipper_length_mm": 196,
+                           "body_mass_g": 3800, "sex": "female", "year": 2009}}
+        status, _, error = server.post(body)
+        assert status == 401 and error["field"] == "Authorization"
+        assert server.post(body, {"Authorization": "Bearer wrong"})[0] == 401
+        assert server.post(body, {"Authorization": "Bearer s3cret"})[0] == 200
+        assert server.get("/metadata")[0] == 401
+        assert "bearer token required" in server.output()
+    finally:
+        server.stop()
+
+
+def test_a_version_whose_file_does_not_match_its_sha256_is_refused(served):
+    tracking.client().set_model_version_tag(NAME, "2", "pmf.sha256", "0" * 64)
+    server = Server("--version", "2")
+    assert server.process.wait(60) == 2
+    assert "SHA-256" in server.output()
