@@ -1,4 +1,4 @@
-"""The main flow: load → validate → preprocess → train → evaluate + gate → register.
+"""The main flow: load → validate → preprocess → train → evaluate + gate → compress → register.
 
 One Prefect flow run = one MLflow parent run, with a child run per stage. Read top to bottom.
 """
@@ -16,6 +16,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows import stages
+from flows.compress_stage import compress
 from flows.console import CONSOLE
 from tasks import tracking
 from tasks.config import PmfConfig
@@ -47,12 +48,14 @@ def train_flow(request: RunRequest) -> dict[str, Any]:
         result.update(metrics=evaluation.metrics, gates=[g.to_dict() for g in evaluation.gate.results],
                       slices=evaluation.slices, suite_version=suite_version, primary_metric=evaluation.primary_metric)
         if evaluation.gate.passed:
-            from tasks.register import convert_float32
-
-            meta = stages.model_meta(ctx, data, "float32", evaluation.metrics)
+            compression = compress(ctx, data, trained.model, evaluation)
+            result["compression"] = compression.rows()
+            shipped = compression.shipped
+            meta = stages.model_meta(ctx, data, shipped.variant, shipped.metrics)
             lineage = _lineage(ctx, batch, suite_version)
-            registered = stages.register(ctx, data, convert_float32(trained.model), lineage, meta)
-            result.update(version=registered["version"], aliases=registered["aliases"], model_uri=registered["model_uri"])
+            registered = stages.register(ctx, data, Path(shipped.path).read_bytes(), lineage, meta)
+            result.update(version=registered["version"], aliases=registered["aliases"], model_uri=registered["model_uri"],
+                          shipped_variant=shipped.variant)
         else:
             result["reasons"] = evaluation.gate.reasons
         result["status"] = "completed"

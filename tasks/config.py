@@ -12,6 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tasks.compression.settings import CompressionSettings
+
 
 class ConfigError(ValueError):
     """A configuration or usage problem: the CLI exits with code 2 and prints the message."""
@@ -97,7 +99,7 @@ class PmfConfig(_Frozen):
     train: TrainConfig = TrainConfig()
     gates: tuple[GateRule, ...] | None = Field(None, description="defaults depend on the task")
     primary_metric: str | None = Field(None, description="defaults: f1_macro (classification), r2 (regression)")
-    compression: dict[str, Any] = Field(default_factory=dict, description="compression stage settings")
+    compression: CompressionSettings = CompressionSettings()
 
 
 DEFAULT_GATES: dict[str, tuple[GateRule, ...]] = {

@@ -13,17 +13,10 @@ import pandas as pd
 from tasks import tracking
 from tasks.preprocess import Preprocessor
 from tasks.serving_model import PackagedModel, write_package
-from tasks.tf_env import import_tf
 
 CANDIDATE_ALIAS = "candidate"
 HELDOUT_DIR = "heldout"
 HELDOUT_FILE = "test.parquet"  # the raw test split (target included), for champion/challenger comparisons
-
-
-def convert_float32(model: Any) -> bytes:
-    """The Keras model as a float32 TFLite flatbuffer (the reference every variant is compared with)."""
-    tf = import_tf()
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
 def input_example(frame: pd.DataFrame, preprocessor: Preprocessor, rows: int = 3) -> pd.DataFrame:

@@ -59,9 +59,9 @@ class LiteRTRunner:
         interpreter = self._interpreter(len(features))
         source = interpreter.get_input_details()[0]
         target = interpreter.get_output_details()[0]
-        interpreter.set_tensor(source["index"], _quantize(features, source))
+        interpreter.set_tensor(source["index"], quantize_input(features, source))
         interpreter.invoke()
-        return _dequantize(interpreter.get_tensor(target["index"]), target)
+        return dequantize_output(interpreter.get_tensor(target["index"]), target)
 
 
 @contextmanager
@@ -76,14 +76,15 @@ def _first_allocation_silenced(state: dict) -> Iterator[None]:
         yield
 
 
-def new_interpreter(model_bytes: bytes) -> Any:
-    """A LiteRT interpreter on one thread (requests run in parallel, not each op)."""
+def new_interpreter(model_bytes: bytes, num_threads: int = 1) -> Any:
+    """A LiteRT interpreter on one thread by default (requests run in parallel, not each op)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    return Interpreter(model_content=model_bytes, num_threads=1)
+    return Interpreter(model_content=model_bytes, num_threads=num_threads)
 
 
-def _quantize(features: np.ndarray, detail: dict) -> np.ndarray:
+def quantize_input(features: np.ndarray, detail: dict) -> np.ndarray:
+    """Float features -> the input tensor's dtype (int8 models: with its scale and zero point)."""
     if detail["dtype"] == np.float32:
         return features.astype(np.float32, copy=False)
     scale, zero = detail["quantization"]
@@ -91,7 +92,8 @@ def _quantize(features: np.ndarray, detail: dict) -> np.ndarray:
     return np.clip(np.round(features / scale + zero), info.min, info.max).astype(detail["dtype"])
 
 
-def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+def dequantize_output(values: np.ndarray, detail: dict) -> np.ndarray:
+    """The output tensor -> float32 probabilities or predictions."""
     if values.dtype == np.float32:
         return values.copy()
     scale, zero = detail["quantization"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import warnings
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Iterator
@@ -18,24 +20,36 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    warnings.filterwarnings("ignore", message=".*Statistics for quantized inputs were expected.*")
+
+
+_SILENCE_LOCK = threading.Lock()
+_silence = {"depth": 0, "saved": -1}
 
 
 @contextmanager
 def native_stderr_silenced() -> Iterator[None]:
-    """TensorFlow's C++ start-up lines (oneDNN, CUDA probing) bypass Python logging: mute fd 2 briefly."""
+    """Mute fd 2 while TensorFlow/LiteRT C++ code prints start-up and converter lines that bypass
+    Python logging. Reference-counted, so overlapping uses from several threads nest correctly."""
     if os.environ.get("PMF_VERBOSE") == "1":
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    with _SILENCE_LOCK:
+        if _silence["depth"] == 0:
+            sys.stderr.flush()
+            _silence["saved"] = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _silence["depth"] += 1
     try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _SILENCE_LOCK:
+            _silence["depth"] -= 1
+            if _silence["depth"] == 0:
+                os.dup2(_silence["saved"], 2)
+                os.close(_silence["saved"])
 
 
 def import_keras() -> ModuleType:

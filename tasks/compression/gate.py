@@ -54,11 +54,12 @@ def size_rule(report: VariantReport, reference: VariantReport) -> tuple[bool, st
     return ok, f"gzip {report.gzip_bytes} B {'<' if ok else '>='} float32 gzip {reference.gzip_bytes} B"
 
 
-def latency_rule(report: VariantReport, reference: VariantReport, tolerance: float) -> tuple[bool, str]:
-    """Rule 3: p50 within float32's p50 plus the noise tolerance."""
-    limit = reference.latency_ms_p50 * (1 + tolerance)  # type: ignore[operator]
+def latency_rule(report: VariantReport, reference: VariantReport, tolerance: float, noise_ms: float = 0.0) -> tuple[bool, str]:
+    """Rule 3: p50 within float32's p50 times (1 + tolerance), plus an absolute noise floor."""
+    limit = reference.latency_ms_p50 * (1 + tolerance) + noise_ms  # type: ignore[operator]
     ok = report.latency_ms_p50 <= limit  # type: ignore[operator]
-    return ok, f"p50 {report.latency_ms_p50:.4f} ms {'<=' if ok else '>'} {limit:.4f} ms (float32 p50 x {1 + tolerance:.2f})"
+    floor = f" + {noise_ms:.4f} ms" if noise_ms else ""
+    return ok, f"p50 {report.latency_ms_p50:.4f} ms {'<=' if ok else '>'} {limit:.4f} ms (float32 p50 x {1 + tolerance:.2f}{floor})"
 
 
 def gate_one(report: VariantReport, reference: VariantReport, settings: CompressionSettings, primary_metric: str, higher_is_better: bool) -> VariantReport:
@@ -70,7 +71,7 @@ def gate_one(report: VariantReport, reference: VariantReport, settings: Compress
         checks = [(False, f"{primary_metric} was not measured (got {sorted(report.metrics)})")]
     else:
         checks = [quality_rule(value, reference.metrics[primary_metric], primary_metric, higher_is_better, settings)]
-    checks += [size_rule(report, reference), latency_rule(report, reference, settings.latency_tolerance)]
+    checks += [size_rule(report, reference), latency_rule(report, reference, settings.latency_tolerance, settings.latency_noise_ms)]
     return report.model_copy(update={"passed": all(ok for ok, _ in checks), "reasons": [reason for _, reason in checks]})
 
 

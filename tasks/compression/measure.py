@@ -79,15 +79,19 @@ def latency_percentiles_ms(call: Callable[[], Any], settings: LatencySettings) -
 
 
 class TfliteRunner:
-    """One interpreter for one .tflite file, used by one thread. Handles int8 (de)quantization."""
+    """One interpreter for one .tflite file, used by one thread, with serving's own int8
+    (de)quantization (tasks.serving_model), so a variant is measured as it will be served."""
 
     def __init__(self, path: Path, num_threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        from tasks.serving_model import new_interpreter
+        from tasks.tf_env import native_stderr_silenced
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        self._rows = -1
+        with native_stderr_silenced():  # LiteRT's XNNPACK notice on first allocation
+            self.interpreter = new_interpreter(Path(path).read_bytes(), num_threads)
+            self.input = self.interpreter.get_input_details()[0]
+            self.output = self.interpreter.get_output_details()[0]
+            self._rows = -1
+            self._resize(1)
 
     def _resize(self, rows: int) -> None:
         if rows != self._rows:
@@ -95,35 +99,25 @@ class TfliteRunner:
             self.interpreter.allocate_tensors()
             self._rows = rows
 
-    def _quantize(self, x: np.ndarray) -> np.ndarray:
-        dtype = self.input["dtype"]
-        if dtype == np.float32:
-            return x.astype(np.float32, copy=False)
-        scale, zero_point = self.input["quantization"]
-        info = np.iinfo(dtype)
-        return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
-
-    def _dequantize(self, y: np.ndarray) -> np.ndarray:
-        if self.output["dtype"] == np.float32:
-            return y
-        scale, zero_point = self.output["quantization"]
-        return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
-
     def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Float outputs for every row of `x`, `batch_size` rows per invoke."""
+        from tasks.serving_model import dequantize_output, quantize_input
+
         chunks = []
         for start in range(0, len(x), batch_size):
-            chunk = self._quantize(x[start : start + batch_size])
+            chunk = quantize_input(x[start : start + batch_size], self.input)
             self._resize(len(chunk))
             self.interpreter.set_tensor(self.input["index"], chunk)
             self.interpreter.invoke()
-            chunks.append(self._dequantize(self.interpreter.get_tensor(self.output["index"])))
+            chunks.append(dequantize_output(self.interpreter.get_tensor(self.output["index"]), self.output))
         return np.concatenate(chunks)
 
     def single_row_call(self, row: np.ndarray) -> Callable[[], None]:
         """A zero-argument callable that invokes the interpreter on one pre-quantized row."""
+        from tasks.serving_model import quantize_input
+
         self._resize(1)
-        quantized = self._quantize(row.reshape(1, -1))
+        quantized = quantize_input(row.reshape(1, -1), self.input)
         index, interpreter = self.input["index"], self.interpreter
 
         def call() -> None:
@@ -163,6 +157,7 @@ def keras_predict(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarr
 def measure_keras(model: Any, x_test: np.ndarray, score: Score, settings: LatencySettings, workdir: Path) -> VariantReport:
     """The baseline row: the float Keras model called directly; bytes = its saved .keras file."""
     tf = _tf()
+    Path(workdir).mkdir(parents=True, exist_ok=True)
     path = Path(workdir) / "keras_model.keras"
     model.save(path)
     metrics = {name: float(value) for name, value in score(keras_predict(model, x_test, settings.batch_size)).items()}

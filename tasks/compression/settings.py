@@ -100,6 +100,9 @@ class CompressionSettings(_Frozen):
     latency_tolerance: float = Field(
         0.10, ge=0, description="a variant may be this fraction slower than float32 at p50 (timer noise on a shared CPU)"
     )
+    latency_noise_ms: float = Field(
+        0.002, ge=0, description="plus this many ms: below a few microseconds the timer and scheduler noise exceed any real difference"
+    )
     policy: Literal["smallest", "fastest"] = "smallest"
     representative_rows: int = Field(300, ge=1, description="training rows that calibrate int8 ranges")
     pruning: PruningSettings = PruningSettings()

@@ -64,7 +64,10 @@ def convert_to_tflite(model: Any, conversion: Conversion, representative: np.nda
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    return converter.convert()
+    from tasks.tf_env import native_stderr_silenced
+
+    with native_stderr_silenced():  # the converter prints "fully_quantize: ..." from C++ on every int8 call
+        return converter.convert()
 
 
 def clone_teacher(teacher: Any) -> Any:

@@ -75,7 +75,8 @@ class RequestSchema:
         keys = [k for k in document if k not in IGNORED_KEYS]
         unknown = [k for k in keys if k not in FORMATS]
         if unknown:
-            raise RequestError(400, unknown[0], f"{unknown[0]}: unknown key; expected one of {', '.join(FORMATS)}")
+            where = unknown[0] or "body"  # an empty key still gets a field a client can find in the message
+            raise RequestError(400, where, f"{where}: unknown key {unknown[0]!r}; expected one of {', '.join(FORMATS)}")
         if len(keys) != 1:
             raise RequestError(400, "body", f"body: expected exactly one of {', '.join(FORMATS)}, got {keys or 'none'}")
         key = keys[0]

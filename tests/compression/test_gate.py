@@ -54,7 +54,7 @@ def test_every_failed_rule_is_reported_not_just_the_first(reports):
     assert reasons == [
         "accuracy drop 10.00 pp > budget 1.00 pp",
         "gzip 12000 B >= float32 gzip 10000 B",
-        "p50 0.0200 ms > 0.0110 ms (float32 p50 x 1.10)",
+        "p50 0.0200 ms > 0.0130 ms (float32 p50 x 1.10 + 0.0020 ms)",
     ]
 
 
@@ -121,3 +121,13 @@ def test_report_json_has_the_public_keys(reports):
     row = reports[1].to_json()
     for key in ("variant", "metrics", "bytes", "gzip_bytes", "latency_ms_p50", "latency_ms_p99", "passed", "reasons", "shipped"):
         assert key in row
+
+
+def test_latency_noise_floor_forgives_microseconds_not_real_slowdowns(reports):
+    # float32 p50 is 0.010 ms: 0.0125 ms is within 10 % + 2 µs, 0.014 ms is not.
+    near = report("dynamic_range", 0.90, 5_000, 0.0125)
+    slow = report("qat_int8", 0.90, 5_000, 0.014)
+    gated = gate([*reports, near, slow])
+    assert gated["dynamic_range"].passed
+    assert not gated["qat_int8"].passed
+    assert not gate([*reports, near], latency_noise_ms=0.0)["dynamic_range"].passed
