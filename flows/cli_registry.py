@@ -1,9 +1,201 @@
-"""Registry subcommands (`pmf models`, `pmf promote`, `pmf rollback`, `pmf serve`): added by the promotion work."""
+"""Registry subcommands: `pmf models`, `pmf promote`, `pmf rollback`, `pmf serve`.
+
+Exit codes: 0 done; 1 refused by a check (the reasons are printed) or anything else;
+2 usage error (unknown model or version, bad flag).
+"""
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+import json
+import sys
+from typing import Any, Callable
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    return {}
+    models = commands.add_parser("models", help="registered models: versions, aliases, key metrics, promotion history")
+    models.add_argument("name", nargs="?", help="one registered model (default: all)")
+    _common(models)
+
+    promote = commands.add_parser("promote", help="gated alias move: infra check (staging), + champion gate (production)")
+    promote.add_argument("name")
+    promote.add_argument("--version", required=True)
+    promote.add_argument("--to", required=True, choices=["staging", "production"])
+    promote.add_argument("--reason", default="", help="recorded in the promotion history")
+    promote.add_argument("--force", action="store_true", help="move past failed gates (never past a SHA-256 mismatch); recorded")
+    promote.add_argument("--margin", type=float, help="champion margin on the primary metric (default: the run's config, else 0)")
+    _common(promote)
+
+    rollback = commands.add_parser("rollback", help="put the previous production version back, in one step")
+    rollback.add_argument("name")
+    rollback.add_argument("--to", dest="to_version", help="this version instead of the previous one")
+    rollback.add_argument("--reason", default="rollback")
+    _common(rollback)
+
+    serve = commands.add_parser("serve", help="REST server for models:/NAME@alias that follows the alias")
+    serve.add_argument("name", nargs="?", help="default: the only registered model")
+    serve.add_argument("--alias", default="production")
+    serve.add_argument("--version", help="serve this version, pinned (no alias watching)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--watch-interval", type=float, default=5.0, help="seconds between alias polls")
+    serve.add_argument("--max-rows", type=int, default=10_000, help="larger requests get 413")
+    serve.add_argument("--no-prediction-log", action="store_true", help="do not write PMF_HOME/predictions/NAME.jsonl")
+    serve.add_argument("--verbose", action="store_true")
+    return {"models": cmd_models, "promote": cmd_promote, "rollback": cmd_rollback, "serve": cmd_serve}
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--verbose", action="store_true")
+
+
+def _environment(args: argparse.Namespace) -> None:
+    from tasks.workspace import configure_environment
+
+    configure_environment(verbose=getattr(args, "verbose", False))
+
+
+def _emit(result: dict[str, Any], as_json: bool, code: int, render: Callable[[dict], str]) -> int:
+    if as_json:
+        print(json.dumps(result, default=str))
+    elif code == EXIT_USAGE or "error" in result:
+        print(f"pmf: {result['status']}: {result.get('error', '')}", file=sys.stderr)
+    else:
+        print(render(result))
+    return code
+
+
+def _check_model(name: str, version: str | None = None) -> str | None:
+    """A usage error message when the model (or version) does not exist."""
+    from tasks import tracking
+
+    try:
+        tracking.client().get_registered_model(name)
+    except Exception:
+        return f"no registered model named {name!r} (see `pmf models`)"
+    if version is not None:
+        try:
+            tracking.client().get_model_version(name, version)
+        except Exception:
+            return f"{name} has no version {version!r}"
+    return None
+
+
+# ---- models -------------------------------------------------------------------------------------
+
+def cmd_models(args: argparse.Namespace) -> int:
+    _environment(args)
+    from tasks.registry import list_models
+
+    if args.name and (problem := _check_model(args.name)):
+        return _emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
+    models = list_models(args.name)
+    return _emit({"status": "ok", "models": models}, args.json, EXIT_OK, render_models)
+
+
+def render_models(result: dict[str, Any]) -> str:
+    if not result["models"]:
+        return "no registered models yet: `pmf run` registers one"
+    blocks = []
+    for model in result["models"]:
+        aliases = "  ".join(f"@{a}=v{v}" for a, v in sorted(model["aliases"].items()))
+        lines = [f"{model['name']}  {aliases or '(no aliases)'}", "  version  aliases                         metrics"]
+        for row in reversed(model["versions"]):
+            metrics = "  ".join(f"{k} {v:.4f}" for k, v in row["metrics"].items())
+            lines.append(f"  v{row['version']:<7} {','.join(row['aliases']) or '-':<31} {metrics}")
+        if model["history"]:
+            lines.append("  history (newest first):")
+        for move in reversed(model["history"]):
+            arrow = f"v{move['from_version']} -> v{move['to_version']}" if move["from_version"] else f"-> v{move['to_version']}"
+            flags = " [forced]" if move.get("forced") else ""
+            lines.append(f"  #{move['seq']:<3} {move['time']}  {move['actor']:<10} @{move['alias']:<10} {arrow:<14} "
+                         f"{move.get('kind', 'promote')}{flags}: {move['reason']}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+# ---- promote ------------------------------------------------------------------------------------
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    _environment(args)
+    if problem := _check_model(args.name, args.version):
+        return _emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
+    from pydantic import ValidationError
+
+    from tasks.promotion import settings_for_version
+
+    try:
+        settings = settings_for_version(args.name, args.version, champion_margin=args.margin)
+    except ValidationError as exc:
+        return _emit({"status": "usage_error", "error": str(exc)}, args.json, EXIT_USAGE, str)
+    from flows.promote_flow import promote_flow
+
+    try:
+        result = promote_flow(args.name, args.version, args.to, settings, args.reason, args.force)
+    except Exception as exc:
+        return _emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, args.json, EXIT_FAILED, str)
+    result["status"] = "promoted" if result["promoted"] else "not_promoted"
+    return _emit(result, args.json, EXIT_OK if result["promoted"] else EXIT_FAILED, render_promotion)
+
+
+def render_promotion(result: dict[str, Any]) -> str:
+    head = f"{result['name']} v{result['version']} -> @{result['target']}: " + ("promoted" if result["promoted"] else "not promoted")
+    if result.get("forced") and result["promoted"]:
+        head += " (forced)"
+    lines = [head, *(f"  - {reason}" for reason in result["reasons"])]
+    for check in (result.get("infra_check"), result.get("champion_gate")):
+        if check:
+            rules = ", ".join(_rule(r) for r in check["results"][:4])
+            lines.append(f"  {check['name']}: {'passed' if check['passed'] else 'failed'}" + (f" ({rules})" if rules else ""))
+    lines.append("  aliases: " + "  ".join(f"@{a}=v{v}" for a, v in sorted(result["aliases"].items())))
+    return "\n".join(lines)
+
+
+def _rule(result: dict[str, Any]) -> str:
+    relation = result["op"] if result["passed"] else {">=": "<", "<=": ">"}[result["op"]]
+    return f"{result['name']} {result['value']:.4g} {relation} {result['threshold']:.4g}"
+
+
+# ---- rollback -----------------------------------------------------------------------------------
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    _environment(args)
+    if problem := _check_model(args.name, args.to_version):
+        return _emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
+    from tasks.registry import RegistryError, aliases, rollback
+
+    try:
+        record = rollback(args.name, args.to_version, args.reason)
+    except RegistryError as exc:
+        return _emit({"status": "refused", "error": str(exc)}, args.json, EXIT_FAILED, str)
+    result = {"status": "rolled_back", "name": args.name, "move": record, "aliases": aliases(args.name)}
+    return _emit(result, args.json, EXIT_OK,
+                 lambda r: f"{r['name']} @production: v{r['move']['from_version']} -> v{r['move']['to_version']} (rollback recorded as #{r['move']['seq']})")
+
+
+# ---- serve --------------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _environment(args)
+    from tasks.registry import list_models
+    from tasks.server.app import serve
+    from tasks.serving_model import IntegrityError
+
+    name = args.name
+    if name is None:
+        names = [m["name"] for m in list_models()]
+        if len(names) != 1:
+            print(f"pmf: usage_error: name the model to serve (registered: {', '.join(names) or 'none'})", file=sys.stderr)
+            return EXIT_USAGE
+        name = names[0]
+    if problem := _check_model(name, args.version):
+        print(f"pmf: usage_error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        serve(name, args.alias, args.version, args.host, args.port, args.watch_interval, args.max_rows, not args.no_prediction_log)
+    except (IntegrityError, LookupError) as exc:
+        print(f"pmf serve: refused: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, LookupError) else EXIT_FAILED
+    return EXIT_OK

@@ -20,7 +20,7 @@ def render_run(result: dict[str, Any]) -> str:
         lines += ["", "gates"]
         lines += [f"  {'✓' if g['passed'] else '✗'} {g['name']:<16} {_num(g['value'])} {g['op']} {g['threshold']:g}" for g in result["gates"]]
     if result.get("compression"):
-        lines += ["", _compression_table(result["compression"])]
+        lines += ["", _compression_table(result["compression"], result.get("primary_metric") or "accuracy")]
     lines.append("")
     if result.get("version"):
         lines.append(f"registered  {result['registered_model']} version {result['version']}  aliases: {', '.join(result['aliases']) or '-'}")
@@ -51,11 +51,23 @@ def _num(value: Any) -> str:
     return "missing" if value is None else f"{value:.4f}"
 
 
-def _compression_table(rows: list[dict[str, Any]]) -> str:
-    head = f"  {'variant':<22}{'bytes':>10}{'gzip':>10}{'p50 ms':>9}{'p99 ms':>9}  passed"
-    body = [f"  {r['variant'] + (' *' if r.get('shipped') else ''):<22}{r['bytes']:>10,}{r['gzip_bytes']:>10,}"
-            f"{r['latency_ms_p50']:>9.3f}{r['latency_ms_p99']:>9.3f}  {r.get('passed')}" for r in rows]
-    return "\n".join(["compression (* = shipped)", head, *body])
+def _compression_table(rows: list[dict[str, Any]], metric: str) -> str:
+    head = f"  {'variant':<22}{'bytes':>10}{'gzip':>10}{'p50 ms':>9}{'p99 ms':>9}{metric:>14}  gate"
+    body = [_compression_row(r, metric) for r in rows]
+    shipped = next((r for r in rows if r.get("shipped")), None)
+    why = f"shipped {shipped['variant']}: {shipped['reasons'][-1]}" if shipped and shipped.get("reasons") else ""
+    return "\n".join(["compression (measured through LiteRT on the test split; * = shipped)", head, *body, f"  {why}"])
+
+
+def _compression_row(row: dict[str, Any], metric: str) -> str:
+    name = row["variant"] + (" *" if row.get("shipped") else "")
+    if row.get("error"):
+        return f"  {name:<22}failed: {row['error'][:90]}"
+    verdict = {True: "✓", False: "✗", None: "baseline"}[row.get("passed")]
+    failed = [r for r in row.get("reasons", []) if (" > " in r or ">=" in r) and not r.startswith("shipped")]
+    value = row.get("metrics", {}).get(metric)
+    return (f"  {name:<22}{row['bytes']:>10,}{row['gzip_bytes']:>10,}{row['latency_ms_p50']:>9.3f}{row['latency_ms_p99']:>9.3f}"
+            f"{'' if value is None else f'{value:.4f}':>14}  {verdict} {'; '.join(failed)}".rstrip())
 
 
 def _ui_hints(result: dict[str, Any]) -> list[str]:

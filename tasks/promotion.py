@@ -287,22 +287,23 @@ def promote_version(name: str, version: str, to: str, settings: PromotionSetting
     if to == registry.STAGING:
         result["promoted"] = True
         return _finish(name, result)
-    with registry.registry_lock(name):  # gate and move against the production version of this moment
-        gate, champion_version = run_champion_gate(name, version, settings)
-        result["champion_gate"] = gate.to_dict()
-        result["comparison"] = gate.details["table"]
-        _log_comparison(name, version, gate)
-        if champion_version == version:
-            result["reasons"].append(f"version {version} is already @production")
+    gate, champion_version = _champion_step(name, version, settings, result)
+    if champion_version == version:
+        result["reasons"].append(f"version {version} is already @production")
+        return _finish(name, result)
+    if not _may_pass(gate, force, result):
+        return _finish(name, result)
+    if settings.manual_approval:  # asked outside the lock: a person may take minutes, the lock's lease does not
+        approved, note = approve(result) if approve is not None else (False, "no approver: use `pmf promote` or the Prefect UI")
+        if not approved:
+            result["reasons"].append(f"manual approval refused: {note}")
             return _finish(name, result)
-        if not _may_pass(gate, force, result):
-            return _finish(name, result)
-        if settings.manual_approval and approve is not None:
-            approved, note = approve(result)
-            if not approved:
-                result["reasons"].append(f"manual approval refused: {note}")
+        reason = f"{reason or 'champion gate passed'} (approved: {note})"
+    with registry.registry_lock(name):
+        if registry.alias_version(name, registry.PRODUCTION) != champion_version:  # production moved meanwhile: judge again
+            gate, champion_version = _champion_step(name, version, settings, result)
+            if champion_version == version or not _may_pass(gate, force, result):
                 return _finish(name, result)
-            reason = f"{reason} (approved: {note})".strip()
         result["moves"].append(registry.move_alias_unlocked(name, registry.PRODUCTION, version,
                                                             _reason(reason, gate, "champion gate passed"), actor,
                                                             forced=not (gate.passed and infra.passed)))
@@ -310,10 +311,37 @@ def promote_version(name: str, version: str, to: str, settings: PromotionSetting
     return _finish(name, result)
 
 
+def _champion_step(name: str, version: str, settings: PromotionSettings, result: dict[str, Any]) -> tuple[CheckReport, str | None]:
+    gate, champion_version = run_champion_gate(name, version, settings)
+    result["champion_gate"] = gate.to_dict()
+    result["comparison"] = gate.details["table"]
+    _log_comparison(name, version, gate)
+    return gate, champion_version
+
+
 def promote_candidate(name: str, version: str, settings: PromotionSettings, reason: str = "", actor: str | None = None,
                       approve: Approver | None = None) -> dict[str, Any]:
     """The pipeline's promotion path for a freshly registered candidate: all the way to production if it earns it."""
     return promote_version(name, version, registry.PRODUCTION, settings, reason or "pipeline candidate", False, actor, approve)
+
+
+def settings_for_version(name: str, version: str, **overrides: Any) -> PromotionSettings:
+    """Promotion settings as the run that produced `version` configured them (its `pmf.config` tag):
+    the `promotion:` section if the config has one, its slice columns and primary metric; then `overrides`."""
+    import json
+
+    raw: dict[str, Any] = {}
+    try:
+        config = json.loads(tracking.client().get_model_version(name, version).tags.get("pmf.config", "{}"))
+    except (ValueError, TypeError):
+        config = {}  # a config longer than the tag limit is cut off: fall back to the defaults
+    if isinstance(config.get("promotion"), dict):
+        raw.update(config["promotion"])
+    raw.setdefault("slice_columns", tuple((config.get("data") or {}).get("slice_columns") or ()))
+    if config.get("primary_metric"):
+        raw.setdefault("primary_metric", config["primary_metric"])
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return PromotionSettings.model_validate(raw)
 
 
 def _may_pass(report: CheckReport, force: bool, result: dict[str, Any]) -> bool:

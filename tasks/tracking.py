@@ -197,11 +197,11 @@ def log_pyfunc_model(run_id: str, package_dir: Path, input_example: Any, output_
     import tasks.pyfunc_model as pyfunc_source
 
     mlflow.set_tracking_uri(tracking_uri())
-    signature = infer_signature(input_example, output_example)
     with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
         # Integer columns are kept as the CSV reads them (see tasks.register.input_example).
         warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+        signature = infer_signature(input_example, output_example)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=pyfunc_source.__file__,

@@ -1,6 +1,9 @@
 """End to end: `pmf run` on real data with the real Prefect harness, MLflow store, GX and TensorFlow."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tasks.load import file_sha256
@@ -8,8 +11,10 @@ from tasks.load import file_sha256
 from tests.conftest import DATA
 from tests.flows.helpers import child_runs, pmf, registry_state
 
-FAST = ["--set", "train.epochs=15"]
-STAGES = {"validate", "preprocess", "train", "evaluate", "register"}
+FAST = ["--set", "train.epochs=15", "--set", "compression.variants=[float32, int8]"]
+STAGES = {"validate", "preprocess", "train", "evaluate", "compress", "register"}
+ALL_VARIANTS = {"keras", "float32", "dynamic_range", "float16", "int8", "pruned_int8", "qat_int8", "distilled_int8",
+                "student_scratch_int8"}
 
 
 def flow_run_state(flow_run_id: str):
@@ -21,7 +26,7 @@ def flow_run_state(flow_run_id: str):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_penguins_run_records_everything_then_new_batches_are_validated_against_the_stored_suite(capsys, mlflow_client):
-    code, result = pmf(capsys, "run", *FAST)
+    code, result = pmf(capsys, "run", "--set", "train.epochs=15")  # every compression variant
     assert code == 0, result
     assert result["status"] == "completed" and result["version"] == "1" and result["aliases"] == ["candidate"]
     assert set(result) >= {"status", "registered_model", "version", "promoted", "aliases", "metrics", "gates",
@@ -36,6 +41,7 @@ def test_penguins_run_records_everything_then_new_batches_are_validated_against_
 
     children = child_runs(mlflow_client, result)
     assert set(children) == STAGES and all(r.info.status == "FINISHED" for r in children.values())
+    assert_compression_recorded(mlflow_client, result, children["compress"])
     assert children["evaluate"].data.metrics["accuracy"] == pytest.approx(result["metrics"]["accuracy"])
     history = mlflow_client.get_metric_history(children["train"].info.run_id, "val_loss")
     assert len(history) == result["training"]["epochs_run"] > 1
@@ -46,6 +52,7 @@ def test_penguins_run_records_everything_then_new_batches_are_validated_against_
 
     version = mlflow_client.get_model_version("penguins", "1")
     assert version.aliases == ["candidate"]
+    assert registered_variant(version) == result["shipped_variant"]
     assert version.tags["pmf.data_sha256"] == file_sha256(DATA / "penguins.csv")
     assert version.tags["prefect.flow_run_id"] == result["prefect_flow_run_id"]
     assert len(version.tags["git_commit"]) >= 7 and '"epochs":15' in version.tags["pmf.config"]
@@ -66,10 +73,41 @@ def test_penguins_run_records_everything_then_new_batches_are_validated_against_
     assert set(child_runs(mlflow_client, rejected)) == {"validate"}
 
 
+def assert_compression_recorded(client, result: dict, compress_run) -> None:
+    rows = {row["variant"]: row for row in result["compression"]}
+    assert set(rows) == ALL_VARIANTS
+    for row in rows.values():
+        assert set(row) >= {"variant", "metrics", "bytes", "gzip_bytes", "latency_ms_p50", "latency_ms_p99", "passed",
+                            "reasons", "shipped"}
+        assert row["error"] is None and row["bytes"] > 0 and row["latency_ms_p50"] > 0
+    assert rows["keras"]["passed"] is None and not rows["keras"]["shipped"]
+    shipped = [row for row in rows.values() if row["shipped"]]
+    assert len(shipped) == 1 and shipped[0]["variant"] == result["shipped_variant"] and shipped[0]["passed"]
+    assert all(row["reasons"] for row in rows.values() if row["passed"] is False), "a rejected variant without a reason"
+    variant_runs = client.search_runs([result["mlflow_experiment_id"]],
+                                      filter_string=f"tags.`mlflow.parentRunId` = '{compress_run.info.run_id}'")
+    assert {r.data.tags["pmf.stage"] for r in variant_runs} == {f"compress-{v}" for v in ALL_VARIANTS}
+    assert {a.path for a in client.list_artifacts(compress_run.info.run_id, "compression")} >= {
+        "compression/comparison.csv", "compression/tradeoff.png"}
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        artifact = prefect.read_latest_artifacts(limit=50)
+    assert any(a.key == "compression" and a.type == "table" for a in artifact)
+
+
+def registered_variant(version) -> str:
+    from mlflow.artifacts import download_artifacts
+
+    folder = download_artifacts(f"models:/{version.name}/{version.version}")
+    return json.loads((Path(folder) / "artifacts" / "package" / "model_meta.json").read_text())["variant"]
+
+
 @pytest.mark.usefixtures("prefect_harness")
 @pytest.mark.parametrize("config, metric, floor", [("diabetes.yaml", "r2", 0.3), ("digits.yaml", "accuracy", 0.93)])
 def test_bundled_regression_and_image_configs_run_end_to_end(capsys, mlflow_client, config, metric, floor):
-    code, result = pmf(capsys, "run", "--config", str(DATA / config), "--set", "train.epochs=12")
+    code, result = pmf(capsys, "run", "--config", str(DATA / config), "--set", "train.epochs=12",
+                       "--set", "compression.variants=[float32, dynamic_range, int8]")
     assert code == 0 and result["status"] == "completed", result
     assert result["metrics"][metric] >= floor
     assert result["version"] == "1"
@@ -83,3 +121,23 @@ def test_a_failed_gate_completes_without_registering(capsys, mlflow_client):
     assert result["version"] is None and result["promoted"] is False
     assert result["reasons"] == [f"accuracy {result['metrics']['accuracy']:.4g} < 1.01"]
     assert registry_state(mlflow_client) == {}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_zero_quality_budget_rejects_every_variant_that_lost_quality_and_says_what_shipped(capsys, mlflow_client):
+    code, result = pmf(capsys, "run", "--config", str(DATA / "diabetes.yaml"), "--set", "train.epochs=20",
+                       "--set", "compression.variants=[float32, float16, int8, dynamic_range]",
+                       "--set", "compression.max_relative_drop=0")
+    assert code == 0, result
+    rows = {row["variant"]: row for row in result["compression"]}
+    reference = rows["float32"]["metrics"]["r2"]
+    for name in ("float16", "int8", "dynamic_range"):
+        lost = rows[name]["metrics"]["r2"] < reference
+        if lost:
+            assert rows[name]["passed"] is False
+            assert any(r.startswith("r2 ") and "drop" in r and "> budget" in r for r in rows[name]["reasons"]), rows[name]["reasons"]
+    assert rows["int8"]["metrics"]["r2"] != reference, "int8 should not reproduce float32 exactly"
+    shipped = next(row for row in rows.values() if row["shipped"])
+    if not any(rows[n]["passed"] for n in ("float16", "int8", "dynamic_range")):
+        assert shipped["variant"] == "float32" and "no lossy variant passed the gate" in shipped["reasons"][-1]
+    assert result["shipped_variant"] == shipped["variant"]

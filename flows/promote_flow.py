@@ -1,0 +1,69 @@
+"""`pmf promote`: infra check → staging → champion gate → (approval) → production, as one Prefect flow run.
+
+The logic lives in `tasks.promotion`; this flow adds what Prefect is for: a run in the UI with a
+markdown report of every check, and, when `manual_approval` is on, a pause that waits for a
+person to approve or refuse the production move from the Prefect UI (an input form).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.input import RunInput
+
+from tasks.promotion import promote_version
+from tasks.promotion_settings import PromotionSettings
+
+
+class ProductionApproval(RunInput):
+    """The form shown in the Prefect UI when a promotion to production waits for approval."""
+
+    approve: bool = False
+    note: str = ""
+
+
+@flow(name="pmf-promote", log_prints=False)
+def promote_flow(name: str, version: str, to: str = "production", settings: PromotionSettings | None = None,
+                 reason: str = "", force: bool = False, actor: str | None = None) -> dict[str, Any]:
+    settings = settings or PromotionSettings()
+    result = promote_version(name, str(version), to, settings, reason, force, actor,
+                             approve=_ask_in_prefect_ui(settings) if settings.manual_approval else None)
+    create_markdown_artifact(key="pmf-promotion", markdown=promotion_markdown(result), description=f"promotion of {name} v{version}")
+    get_run_logger().info("promotion of %s v%s to %s: %s", name, version, to,
+                          "done" if result["promoted"] else "; ".join(result["reasons"]))
+    return result
+
+
+def _ask_in_prefect_ui(settings: PromotionSettings):
+    def approve(summary: dict[str, Any]) -> tuple[bool, str]:
+        from prefect.flow_runs import pause_flow_run
+
+        get_run_logger().warning("%s v%s passed every check and waits for approval in the Prefect UI (%d s)",
+                                 summary["name"], summary["version"], settings.approval_timeout_s)
+        answer = pause_flow_run(wait_for_input=ProductionApproval, timeout=settings.approval_timeout_s)
+        return answer.approve, answer.note or "no note"
+
+    return approve
+
+
+def promotion_markdown(result: dict[str, Any]) -> str:
+    verdict = "promoted" if result["promoted"] else "not promoted"
+    lines = [f"# {result['name']} v{result['version']} → {result['target']}: {verdict}", ""]
+    lines += [f"- {reason}" for reason in result["reasons"]] + [""]
+    for check in (result.get("infra_check"), result.get("champion_gate")):
+        if check:
+            lines += [f"## {check['name']}: {'passed' if check['passed'] else 'failed'}", "", "| rule | value | threshold | passed |",
+                      "|---|---|---|---|"]
+            lines += [f"| {r['name']} | {_fmt(r['value'])} | {r['op']} {_fmt(r['threshold'])} | {r['passed']} |" for r in check["results"]]
+            lines.append("")
+    if result.get("comparison"):
+        lines += ["## comparison (held-out split)", "", "| scope | metric | candidate | champion | delta |", "|---|---|---|---|---|"]
+        lines += [f"| {r['scope']} | {r['metric']} | {_fmt(r['candidate'])} | {_fmt(r['champion'])} | {_fmt(r['delta'])} |"
+                  for r in result["comparison"]]
+    lines += ["", f"aliases: {result.get('aliases')}"]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
