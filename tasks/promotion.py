@@ -325,6 +325,17 @@ def promote_candidate(name: str, version: str, settings: PromotionSettings, reas
     return promote_version(name, version, registry.PRODUCTION, settings, reason or "pipeline candidate", False, actor, approve)
 
 
+def settings_for_config(config: Any, task: str) -> PromotionSettings:
+    """Settings for a pipeline run: the config's `promotion:` section (when PmfConfig has one) over
+    the dataset's slice columns and primary metric."""
+    from tasks.config import primary_metric_for
+
+    section = getattr(config, "promotion", None)
+    given = section.model_dump(exclude_unset=True) if isinstance(section, PromotionSettings) else dict(section or {})
+    return PromotionSettings.model_validate({"slice_columns": tuple(config.data.slice_columns),
+                                             "primary_metric": primary_metric_for(config, task), **given})
+
+
 def settings_for_version(name: str, version: str, **overrides: Any) -> PromotionSettings:
     """Promotion settings as the run that produced `version` configured them (its `pmf.config` tag):
     the `promotion:` section if the config has one, its slice columns and primary metric; then `overrides`."""

@@ -132,3 +132,21 @@ def test_concurrent_promotions_leave_one_production_version_and_a_consistent_his
     assert seqs == sorted(set(seqs))
     models = {m["name"] for m in registry.list_models()}
     assert models == {NAME}  # no lock left behind
+
+
+def test_manual_approval_is_asked_before_production_and_a_refusal_moves_nothing_further(store):
+    settings = SETTINGS.model_copy(update={"manual_approval": True})
+    asked = []
+
+    def refuse(summary: dict) -> tuple[bool, str]:
+        asked.append(summary["champion_gate"]["passed"])
+        return False, "not during the sale"
+
+    refused = promote_candidate(NAME, "1", settings, approve=refuse)
+    assert asked == [True] and not refused["promoted"]
+    assert refused["reasons"] == ["manual approval refused: not during the sale"]
+    assert production() is None and registry.alias_version(NAME, registry.STAGING) == "1"
+
+    approved = promote_candidate(NAME, "1", settings, approve=lambda summary: (True, "ok by alice"))
+    assert approved["promoted"] and production() == "1"
+    assert registry.history(NAME)[-1]["reason"].endswith("(approved: ok by alice)")
