@@ -225,7 +225,7 @@ def register(ctx: RunContext, data: Prepared, model_bytes: bytes, lineage: dict[
 
     with CONSOLE.stage("register"), tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "register") as run_id:
         ctx.stage_runs["register"] = run_id
-        tags = {**lineage, "pmf.config": ctx.cfg.model_dump_json()[:4000]}
+        tags = {**lineage, "pmf.config": ctx.cfg.model_dump_json(exclude_defaults=True)}
         with tempfile.TemporaryDirectory(dir=ctx.workdir) as folder:
             registered = package_and_register(run_id, ctx.name, model_bytes, data.preprocessor, meta,
                                               data.split.test, Path(folder), tags)
@@ -234,10 +234,29 @@ def register(ctx: RunContext, data: Prepared, model_bytes: bytes, lineage: dict[
         return registered
 
 
+@task(name="promote", cache_policy=NO_CACHE)
+def promote(ctx: RunContext, version: str, task_kind: str) -> dict[str, Any]:
+    """Infra check -> @staging -> champion gate -> @production, as `pmf promote` does it."""
+    from flows.promote_flow import promote_flow
+    from tasks.promotion import settings_for_config
+
+    with CONSOLE.stage("promote"), tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "promote") as run_id:
+        ctx.stage_runs["promote"] = run_id
+        settings = settings_for_config(ctx.cfg, task_kind)
+        outcome = promote_flow(ctx.name, version, "production", settings, reason=f"pipeline run {ctx.parent_run_id}")
+        tracking.log_dict(run_id, to_json(outcome), "promotion/result.json")
+        tracking.log_metrics(run_id, {"promoted": float(outcome["promoted"])})
+        CONSOLE.line(f"  {'promoted to @production' if outcome['promoted'] else 'not promoted'}")
+        for reason in outcome["reasons"]:
+            CONSOLE.line(f"  - {reason}")
+        return outcome
+
+
 def model_meta(ctx: RunContext, data: Prepared, variant: str, metrics: dict[str, float]) -> dict[str, Any]:
     schema = data.preprocessor.schema
     return {"name": ctx.name, "task": schema.task, "target": schema.target, "variant": variant,
-            "input_columns": list(schema.features), "classes": list(schema.classes), "metrics": metrics}
+            "input_columns": list(schema.features), "classes": list(schema.classes), "metrics": metrics,
+            "primary_metric": primary_metric_for(ctx.cfg, schema.task)}
 
 
 def to_json(value: Any) -> Any:

@@ -27,6 +27,9 @@ def render_run(result: dict[str, Any]) -> str:
     elif result["status"] == "completed":
         lines.append("not registered: " + "; ".join(result.get("reasons", [])))
     lines.append(f"promoted    {str(result.get('promoted', False)).lower()}")
+    promotion = result.get("promotion") or {}
+    lines += [f"  ✓ {m.get('alias')}: v{m.get('from_version') or '-'} → v{m.get('to_version')}" for m in promotion.get("moves", [])]
+    lines += [f"  ✗ {reason}" for reason in promotion.get("reasons", []) if not promotion.get("promoted")]
     lines += ["", *_ui_hints(result)]
     return "\n".join(lines)
 

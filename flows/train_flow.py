@@ -1,4 +1,4 @@
-"""The main flow: load → validate → preprocess → train → evaluate + gate → compress → register.
+"""The main flow: load → validate → preprocess → train → evaluate + gate → compress → register → promote.
 
 One Prefect flow run = one MLflow parent run, with a child run per stage. Read top to bottom.
 """
@@ -56,6 +56,10 @@ def train_flow(request: RunRequest) -> dict[str, Any]:
             registered = stages.register(ctx, data, Path(shipped.path).read_bytes(), lineage, meta)
             result.update(version=registered["version"], aliases=registered["aliases"], model_uri=registered["model_uri"],
                           shipped_variant=shipped.variant)
+            promotion = stages.promote(ctx, registered["version"], data.preprocessor.schema.task)
+            result.update(promoted=promotion["promoted"], promotion=promotion,
+                          aliases=sorted(a for a, v in promotion["aliases"].items() if v == registered["version"]),
+                          reasons=result.get("reasons", []) + promotion["reasons"])
         else:
             result["reasons"] = evaluation.gate.reasons
         result["status"] = "completed"
@@ -74,7 +78,8 @@ def _open_run(request: RunRequest) -> tuple[stages.RunContext, dict[str, Any]]:
     parent = tracking.start_run(experiment_id, f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                 tags={"pmf.kind": "pipeline", "prefect.flow_run_id": prefect_id or "",
                                       "pmf.data": str(request.data)})
-    tracking.log_params(parent, {"data": str(request.data), "name": request.name, "config": request.cfg.model_dump_json()})
+    tracking.log_params(parent, {"data": str(request.data), "name": request.name})
+    tracking.log_dict(parent, request.cfg.model_dump(mode="json"), "config.json")
     workdir = Path(tempfile.mkdtemp(prefix=f"pmf-{request.name}-"))
     ctx = stages.RunContext(request.name, request.cfg, experiment_id, parent, workdir, request.target, request.update_suite)
     create_link_artifact(key="mlflow-run", link=tracking.run_url(experiment_id, parent), link_text="MLflow run",

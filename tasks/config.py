@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tasks.compression.settings import CompressionSettings
+from tasks.promotion_settings import PromotionSettings
 
 
 class ConfigError(ValueError):
@@ -100,6 +101,7 @@ class PmfConfig(_Frozen):
     gates: tuple[GateRule, ...] | None = Field(None, description="defaults depend on the task")
     primary_metric: str | None = Field(None, description="defaults: f1_macro (classification), r2 (regression)")
     compression: CompressionSettings = CompressionSettings()
+    promotion: PromotionSettings = PromotionSettings()
 
 
 DEFAULT_GATES: dict[str, tuple[GateRule, ...]] = {

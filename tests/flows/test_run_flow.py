@@ -12,7 +12,8 @@ from tests.conftest import DATA
 from tests.flows.helpers import child_runs, pmf, registry_state
 
 FAST = ["--set", "train.epochs=15", "--set", "compression.variants=[float32, int8]"]
-STAGES = {"validate", "preprocess", "train", "evaluate", "compress", "register"}
+STAGES = {"validate", "preprocess", "train", "evaluate", "compress", "register", "promote"}
+PROMOTED = ["candidate", "production", "staging"]
 ALL_VARIANTS = {"keras", "float32", "dynamic_range", "float16", "int8", "pruned_int8", "qat_int8", "distilled_int8",
                 "student_scratch_int8"}
 
@@ -28,7 +29,8 @@ def flow_run_state(flow_run_id: str):
 def test_penguins_run_records_everything_then_new_batches_are_validated_against_the_stored_suite(capsys, mlflow_client):
     code, result = pmf(capsys, "run", "--set", "train.epochs=15")  # every compression variant
     assert code == 0, result
-    assert result["status"] == "completed" and result["version"] == "1" and result["aliases"] == ["candidate"]
+    assert result["status"] == "completed" and result["version"] == "1"
+    assert result["promoted"] is True and result["aliases"] == PROMOTED  # the first model has no champion
     assert set(result) >= {"status", "registered_model", "version", "promoted", "aliases", "metrics", "gates",
                            "compression", "mlflow_run_id", "prefect_flow_run_id"}
     assert result["metrics"]["accuracy"] >= 0.95
@@ -51,7 +53,9 @@ def test_penguins_run_records_everything_then_new_batches_are_validated_against_
     assert "float_model/float_model.keras" in artifacts("train", "float_model")
 
     version = mlflow_client.get_model_version("penguins", "1")
-    assert version.aliases == ["candidate"]
+    assert sorted(version.aliases) == PROMOTED
+    moves = promotion_history(mlflow_client, "penguins")
+    assert [(m["alias"], m["from_version"], m["to_version"]) for m in moves] == [("staging", None, "1"), ("production", None, "1")]
     assert registered_variant(version) == result["shipped_variant"]
     assert version.tags["pmf.data_sha256"] == file_sha256(DATA / "penguins.csv")
     assert version.tags["prefect.flow_run_id"] == result["prefect_flow_run_id"]
@@ -60,6 +64,9 @@ def test_penguins_run_records_everything_then_new_batches_are_validated_against_
     # A later batch of the same name needs no target: it is validated against suite v1, unchanged.
     code, second = pmf(capsys, "run", "--data", str(DATA / "batches" / "penguins_new.csv"), "--name", "penguins", *FAST)
     assert code == 0 and second["suite_version"] == 1 and second["version"] == "2"
+    production = str(mlflow_client.get_registered_model("penguins").aliases["production"])
+    assert production == ("2" if second["promoted"] else "1"), second.get("reasons")
+    assert promotion_history(mlflow_client, "penguins")[-1]["to_version"] == "2" or not second["promoted"]
 
     # A broken batch: exit 3, every problem named, nothing registered, no alias moved.
     before = registry_state(mlflow_client)
@@ -96,6 +103,13 @@ def assert_compression_recorded(client, result: dict, compress_run) -> None:
     assert any(a.key == "compression" and a.type == "table" for a in artifact)
 
 
+def promotion_history(client, name: str) -> list[dict]:
+    """The promotion history recorded in the registry, oldest first."""
+    from tasks.registry import history as registry_history
+
+    return registry_history(name)
+
+
 def registered_variant(version) -> str:
     from mlflow.artifacts import download_artifacts
 
@@ -111,7 +125,7 @@ def test_bundled_regression_and_image_configs_run_end_to_end(capsys, mlflow_clie
     assert code == 0 and result["status"] == "completed", result
     assert result["metrics"][metric] >= floor
     assert result["version"] == "1"
-    assert mlflow_client.get_model_version(result["registered_model"], "1").aliases == ["candidate"]
+    assert sorted(mlflow_client.get_model_version(result["registered_model"], "1").aliases) == PROMOTED
 
 
 @pytest.mark.usefixtures("prefect_harness")
