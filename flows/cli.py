@@ -105,7 +105,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _usage_failure(str(exc), args.json)
     from flows.train_flow import train_flow
+    from flows.warmup import start_warmup
 
+    start_warmup()
     try:
         result = train_flow(request)
     except ConfigError as exc:
