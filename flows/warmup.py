@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import threading
 
 HEAVY_MODULES = ("great_expectations", "sklearn.model_selection", "mlflow.pyfunc")
@@ -26,8 +27,8 @@ def _import_all() -> None:
 
 
 def start_warmup() -> threading.Thread | None:
-    if os.environ.get("PMF_NO_WARMUP") == "1":
-        return None
+    if os.environ.get("PMF_NO_WARMUP") == "1" or "tensorflow" in sys.modules:
+        return None  # switched off, or a long-lived process (tests, notebooks) that has them already
     thread = threading.Thread(target=_import_all, name="pmf-warmup", daemon=True)
     thread.start()
     return thread

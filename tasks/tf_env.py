@@ -36,7 +36,10 @@ def native_stderr_silenced() -> Iterator[None]:
         return
     with _SILENCE_LOCK:
         if _silence["depth"] == 0:
-            sys.stderr.flush()
+            try:
+                sys.stderr.flush()
+            except (AttributeError, ValueError):  # no stderr, or a closed one swapped in by a test harness
+                pass
             _silence["saved"] = os.dup(2)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 2)

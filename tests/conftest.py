@@ -16,6 +16,7 @@ for key, value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_
                    "GX_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
                    "MLFLOW_LOGGING_LEVEL": "WARNING"}.items():
     os.environ[key] = value
+os.environ["PMF_NO_WARMUP"] = "1"  # in-process runs: a background import thread would outlive each test
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("PREFECT_API_URL", None)
 

@@ -1,16 +1,23 @@
 """Run the real `pmf` command line in-process and read back what a user would look at."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 from flows.cli import main
 
 
-def pmf(capsys, *args: str) -> tuple[int, dict]:
-    """`pmf ARGS --json` in this process; returns (exit code, the JSON object printed on stdout)."""
-    capsys.readouterr()
-    code = main([*args, "--json"])
-    out = capsys.readouterr().out.strip().splitlines()
+def pmf(*args: str) -> tuple[int, dict]:
+    """`pmf ARGS --json` in this process; returns (exit code, the JSON object printed on stdout).
+
+    stdout is collected with redirect_stdout, not pytest's capsys: TensorFlow's and absl's log
+    handlers keep the stream they first saw, and capsys closes its streams after each test.
+    """
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main([*args, "--json"])
+    out = buffer.getvalue().strip().splitlines()
     return code, json.loads(out[-1]) if out else {}
 
 

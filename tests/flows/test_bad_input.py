@@ -20,8 +20,8 @@ def write(tmp_path, name, frame=None, raw: bytes | None = None):
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_batches_that_break_the_stored_suite_are_rejected_by_name(capsys, mlflow_client, tmp_path):
-    code, first = pmf(capsys, "validate", "--data", str(DATA / "penguins.csv"), "--target", "species", "--name", "birds")
+def test_batches_that_break_the_stored_suite_are_rejected_by_name(mlflow_client, tmp_path):
+    code, first = pmf("validate", "--data", str(DATA / "penguins.csv"), "--target", "species", "--name", "birds")
     assert code == 0 and first["status"] == "valid" and first["suite_version"] == 1
 
     cases = {
@@ -31,12 +31,12 @@ def test_batches_that_break_the_stored_suite_are_rejected_by_name(capsys, mlflow
         "missing_target": (PENGUINS.drop(columns=["species"]), ("species", "expect_column_to_exist")),
     }
     for case, (frame, expected) in cases.items():
-        code, result = pmf(capsys, "run", "--data", write(tmp_path, f"{case}.csv", frame), "--name", "birds")
+        code, result = pmf("run", "--data", write(tmp_path, f"{case}.csv", frame), "--name", "birds")
         assert code == 3, case
         assert expected in {(e["column"], e["expectation"]) for e in result["errors"]}, (case, result["errors"])
     assert registry_state(mlflow_client) == {}
     # The suite did not change because of the bad batches.
-    code, again = pmf(capsys, "validate", "--data", str(DATA / "penguins.csv"), "--name", "birds")
+    code, again = pmf("validate", "--data", str(DATA / "penguins.csv"), "--name", "birds")
     assert code == 0 and again["suite_version"] == 1
 
 
@@ -47,17 +47,17 @@ def test_batches_that_break_the_stored_suite_are_rejected_by_name(capsys, mlflow
     ("binary.csv", bytes(range(256)) * 8, "binary file"),
     ("one_column.csv", b"just text\nmore text\n", "1 column"),
 ])
-def test_files_that_are_not_tables_exit_3_with_the_file_named(capsys, mlflow_client, tmp_path, case, content, message):
+def test_files_that_are_not_tables_exit_3_with_the_file_named(mlflow_client, tmp_path, case, content, message):
     path = write(tmp_path, case, raw=content)
-    code, result = pmf(capsys, "run", "--data", path, "--target", "species")
+    code, result = pmf("run", "--data", path, "--target", "species")
     assert code == 3 and result["status"] == "data_rejected"
     assert message in result["errors"][0]["observed"] and case in result["errors"][0]["observed"]
     assert registry_state(mlflow_client) == {}
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_target_not_in_the_file_is_rejected(capsys, mlflow_client):
-    code, result = pmf(capsys, "run", "--data", str(DATA / "penguins.csv"), "--target", "wingspan", "--name", "x")
+def test_target_not_in_the_file_is_rejected(mlflow_client):
+    code, result = pmf("run", "--data", str(DATA / "penguins.csv"), "--target", "wingspan", "--name", "x")
     assert code == 3 and result["errors"][0]["column"] == "wingspan"
 
 
@@ -67,14 +67,14 @@ def test_target_not_in_the_file_is_rejected(capsys, mlflow_client):
     (["run", "--set", "train.epochs"], "expected key=value"),
     (["run", "--name", "bad/name"], "invalid name"),
 ])
-def test_usage_errors_exit_2_before_anything_runs(capsys, workspace, args, message):
-    code, result = pmf(capsys, *args)
+def test_usage_errors_exit_2_before_anything_runs(workspace, args, message):
+    code, result = pmf(*args)
     assert code == 2 and result["status"] == "usage_error" and message in result["error"]
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_first_run_without_a_target_is_a_usage_error(capsys, mlflow_client, tmp_path):
-    code, result = pmf(capsys, "run", "--data", write(tmp_path, "new.csv", PENGUINS))
+def test_first_run_without_a_target_is_a_usage_error(mlflow_client, tmp_path):
+    code, result = pmf("run", "--data", write(tmp_path, "new.csv", PENGUINS))
     assert code == 2 and "--target" in result["error"]
     assert registry_state(mlflow_client) == {}
 

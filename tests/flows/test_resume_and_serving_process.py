@@ -19,6 +19,7 @@ def pmf_process(workspace, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PMF_HOME": str(workspace)}
     env.pop("MLFLOW_TRACKING_URI", None)  # the embedded default under PMF_HOME, as a user gets it
     env.pop("PMF_ARTIFACT_ROOT", None)
+    env.pop("PMF_NO_WARMUP", None)  # exactly what a user's shell runs
     return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -26,8 +26,8 @@ def flow_run_state(flow_run_id: str):
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_penguins_run_records_everything_then_new_batches_are_validated_against_the_stored_suite(capsys, mlflow_client):
-    code, result = pmf(capsys, "run", "--set", "train.epochs=15")  # every compression variant
+def test_penguins_run_records_everything_then_new_batches_are_validated_against_the_stored_suite(mlflow_client):
+    code, result = pmf("run", "--set", "train.epochs=15")  # every compression variant
     assert code == 0, result
     assert result["status"] == "completed" and result["version"] == "1"
     assert result["promoted"] is True and result["aliases"] == PROMOTED  # the first model has no champion
@@ -62,7 +62,7 @@ def test_penguins_run_records_everything_then_new_batches_are_validated_against_
     assert len(version.tags["git_commit"]) >= 7 and '"epochs":15' in version.tags["pmf.config"]
 
     # A later batch of the same name needs no target: it is validated against suite v1, unchanged.
-    code, second = pmf(capsys, "run", "--data", str(DATA / "batches" / "penguins_new.csv"), "--name", "penguins", *FAST)
+    code, second = pmf("run", "--data", str(DATA / "batches" / "penguins_new.csv"), "--name", "penguins", *FAST)
     assert code == 0 and second["suite_version"] == 1 and second["version"] == "2"
     production = str(mlflow_client.get_registered_model("penguins").aliases["production"])
     assert production == ("2" if second["promoted"] else "1"), second.get("reasons")
@@ -70,7 +70,7 @@ def test_penguins_run_records_everything_then_new_batches_are_validated_against_
 
     # A broken batch: exit 3, every problem named, nothing registered, no alias moved.
     before = registry_state(mlflow_client)
-    code, rejected = pmf(capsys, "run", "--data", str(DATA / "batches" / "penguins_broken.csv"), "--name", "penguins")
+    code, rejected = pmf("run", "--data", str(DATA / "batches" / "penguins_broken.csv"), "--name", "penguins")
     assert code == 3 and rejected["status"] == "data_rejected" and rejected["version"] is None
     named = {(e["column"], e["expectation"]) for e in rejected["errors"]}
     assert ("bill_depth_mm", "expect_column_to_exist") in named
@@ -119,8 +119,8 @@ def registered_variant(version) -> str:
 
 @pytest.mark.usefixtures("prefect_harness")
 @pytest.mark.parametrize("config, metric, floor", [("diabetes.yaml", "r2", 0.3), ("digits.yaml", "accuracy", 0.93)])
-def test_bundled_regression_and_image_configs_run_end_to_end(capsys, mlflow_client, config, metric, floor):
-    code, result = pmf(capsys, "run", "--config", str(DATA / config), "--set", "train.epochs=12",
+def test_bundled_regression_and_image_configs_run_end_to_end(mlflow_client, config, metric, floor):
+    code, result = pmf("run", "--config", str(DATA / config), "--set", "train.epochs=12",
                        "--set", "compression.variants=[float32, dynamic_range, int8]")
     assert code == 0 and result["status"] == "completed", result
     assert result["metrics"][metric] >= floor
@@ -129,8 +129,8 @@ def test_bundled_regression_and_image_configs_run_end_to_end(capsys, mlflow_clie
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_a_failed_gate_completes_without_registering(capsys, mlflow_client):
-    code, result = pmf(capsys, "run", "--set", "train.epochs=1", "--set", "gates=[{metric: accuracy, min: 1.01}]")
+def test_a_failed_gate_completes_without_registering(mlflow_client):
+    code, result = pmf("run", "--set", "train.epochs=1", "--set", "gates=[{metric: accuracy, min: 1.01}]")
     assert code == 0 and result["status"] == "completed"
     assert result["version"] is None and result["promoted"] is False
     assert result["reasons"] == [f"accuracy {result['metrics']['accuracy']:.4g} < 1.01"]
@@ -138,8 +138,8 @@ def test_a_failed_gate_completes_without_registering(capsys, mlflow_client):
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_zero_quality_budget_rejects_every_variant_that_lost_quality_and_says_what_shipped(capsys, mlflow_client):
-    code, result = pmf(capsys, "run", "--config", str(DATA / "diabetes.yaml"), "--set", "train.epochs=20",
+def test_zero_quality_budget_rejects_every_variant_that_lost_quality_and_says_what_shipped(mlflow_client):
+    code, result = pmf("run", "--config", str(DATA / "diabetes.yaml"), "--set", "train.epochs=20",
                        "--set", "compression.variants=[float32, float16, int8, dynamic_range]",
                        "--set", "compression.max_relative_drop=0")
     assert code == 0, result
