@@ -56,10 +56,11 @@ def train_flow(request: RunRequest) -> dict[str, Any]:
             registered = stages.register(ctx, data, Path(shipped.path).read_bytes(), lineage, meta)
             result.update(version=registered["version"], aliases=registered["aliases"], model_uri=registered["model_uri"],
                           shipped_variant=shipped.variant)
-            promotion = stages.promote(ctx, registered["version"], data.preprocessor.schema.task)
-            result.update(promoted=promotion["promoted"], promotion=promotion,
-                          aliases=sorted(a for a, v in promotion["aliases"].items() if v == registered["version"]),
-                          reasons=result.get("reasons", []) + promotion["reasons"])
+            if request.cfg.promotion.auto_promote:
+                promotion = stages.promote(ctx, registered["version"], data.preprocessor.schema.task)
+                result.update(promoted=promotion["promoted"], promotion=promotion,
+                              aliases=sorted(a for a, v in promotion["aliases"].items() if v == registered["version"]),
+                              reasons=result.get("reasons", []) + promotion["reasons"])
         else:
             result["reasons"] = evaluation.gate.reasons
         result["status"] = "completed"

@@ -7,6 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class PromotionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    auto_promote: bool = Field(True, description="`pmf run` takes a registered candidate through staging to production; "
+                                                 "false stops at @candidate (promote later with `pmf promote`)")
     champion_margin: float = Field(0.0, ge=0, description="how much worse than production the candidate may be on the primary "
                                                          "metric, absolute (0.0 = not worse)")
     primary_metric: str | None = Field(None, description="default: the model's own primary metric, else f1_macro / r2")

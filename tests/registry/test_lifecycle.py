@@ -26,10 +26,10 @@ def test_first_model_goes_to_production_worse_stops_better_replaces_rollback_res
 
     worse = promote_candidate(NAME, "2", SETTINGS)
     assert not worse["promoted"]
-    assert any(r.startswith("champion_gate: f1_macro [overall]") for r in worse["reasons"]), worse["reasons"]
+    assert any(r.startswith("champion_gate: accuracy [overall]") for r in worse["reasons"]), worse["reasons"]
     assert production() == "1"
     assert registry.alias_version(NAME, registry.STAGING) == "2"  # it passed the infra check, not the gate
-    overall = [row for row in worse["comparison"] if row["scope"] == "overall" and row["metric"] == "f1_macro"]
+    overall = [row for row in worse["comparison"] if row["scope"] == "overall" and row["metric"] == "accuracy"]
     assert overall[0]["delta"] < -0.5
 
     better = promote_candidate(NAME, "3", SETTINGS)
@@ -107,7 +107,7 @@ def test_a_forced_promotion_is_recorded_as_forced(store):
     result = promote_version(NAME, "2", "production", SETTINGS, reason="hotfix", force=True)
     assert result["promoted"] and result["forced"] and production() == "2"
     last = registry.history(NAME)[-1]
-    assert last["forced"] and last["reason"].startswith("hotfix — forced past: champion_gate: f1_macro")
+    assert last["forced"] and last["reason"].startswith("hotfix — forced past: champion_gate: accuracy")
 
 
 def test_concurrent_promotions_leave_one_production_version_and_a_consistent_history(store):
