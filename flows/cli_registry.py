@@ -25,6 +25,9 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     promote.add_argument("--reason", default="", help="recorded in the promotion history")
     promote.add_argument("--force", action="store_true", help="move past failed gates (never past a SHA-256 mismatch); recorded")
     promote.add_argument("--margin", type=float, help="champion margin on the primary metric (default: the run's config, else 0)")
+    answer = promote.add_mutually_exclusive_group()
+    answer.add_argument("--approve", action="store_true", help="approve a promotion of this version that waits for manual approval")
+    answer.add_argument("--reject", action="store_true", help="reject a promotion of this version that waits for manual approval")
     _common(promote)
 
     rollback = commands.add_parser("rollback", help="put the previous production version back, in one step")
@@ -122,6 +125,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     _environment(args)
     if problem := _check_model(args.name, args.version):
         return _emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
+    if args.approve or args.reject:
+        return _answer_approval(args)
     from pydantic import ValidationError
 
     from tasks.promotion import settings_for_version
@@ -138,6 +143,19 @@ def cmd_promote(args: argparse.Namespace) -> int:
         return _emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, args.json, EXIT_FAILED, str)
     result["status"] = "promoted" if result["promoted"] else "not_promoted"
     return _emit(result, args.json, EXIT_OK if result["promoted"] else EXIT_FAILED, render_promotion)
+
+
+def _answer_approval(args: argparse.Namespace) -> int:
+    from flows.promote_flow import answer_approval
+
+    note = args.reason or ("approved" if args.approve else "rejected") + " from the command line"
+    answered = answer_approval(args.name, args.version, bool(args.approve), note)
+    if not answered:
+        return _emit({"status": "usage_error", "error": f"no promotion of {args.name} v{args.version} is waiting for approval"},
+                     args.json, EXIT_USAGE, str)
+    verdict = "approved" if args.approve else "rejected"
+    return _emit({"status": verdict, "flow_runs": answered}, args.json, EXIT_OK,
+                 lambda r: f"{args.name} v{args.version}: {verdict} ({len(answered)} waiting promotion(s) resumed)")
 
 
 def render_promotion(result: dict[str, Any]) -> str:

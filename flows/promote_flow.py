@@ -47,6 +47,32 @@ def _ask_in_prefect_ui(settings: PromotionSettings):
     return approve
 
 
+def waiting_approvals(name: str, version: str | None = None) -> list[Any]:
+    """Paused `pmf-promote` flow runs of this model (and version) that wait for an answer."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState,
+                                                FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+
+    paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["pmf-promote"])), flow_run_filter=paused)
+    return [r for r in runs if r.parameters.get("name") == name and (version is None or str(r.parameters.get("version")) == str(version))]
+
+
+def answer_approval(name: str, version: str, approve: bool, note: str) -> list[str]:
+    """Resume every paused promotion of `name` v`version` with the answer; returns their flow run ids.
+
+    The same form the Prefect UI shows, filled from the command line (`pmf promote --approve/--reject`)."""
+    from prefect.flow_runs import resume_flow_run
+
+    answered = []
+    for run in waiting_approvals(name, version):
+        resume_flow_run(run.id, run_input={"approve": approve, "note": note})
+        answered.append(str(run.id))
+    return answered
+
+
 def promotion_markdown(result: dict[str, Any]) -> str:
     verdict = "promoted" if result["promoted"] else "not promoted"
     lines = [f"# {result['name']} v{result['version']} → {result['target']}: {verdict}", ""]

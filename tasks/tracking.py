@@ -196,7 +196,9 @@ def log_pyfunc_model(run_id: str, package_dir: Path, input_example: Any, output_
 
     import tasks.pyfunc_model as pyfunc_source
 
-    mlflow.set_tracking_uri(tracking_uri())
+    # The fluent API below reads MLFLOW_TRACKING_URI; never mlflow.set_tracking_uri, a process-wide
+    # setting that would outlive this call and point later calls at another store.
+    os.environ.setdefault("MLFLOW_TRACKING_URI", tracking_uri())
     with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
         # Integer columns are kept as the CSV reads them (see tasks.register.input_example).

@@ -1,0 +1,53 @@
+"""Manual approval: the promotion pauses in Prefect with an input form; `pmf promote --approve/--reject` answers it."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from tasks import registry
+from tasks.promotion_settings import PromotionSettings
+
+from tests.flows.helpers import pmf
+from tests.registry.store import NAME
+
+SETTINGS = PromotionSettings(slice_columns=("island", "sex"), champion_margin=0.01, manual_approval=True, approval_timeout_s=120)
+
+
+def start_waiting_promotion(version: str) -> tuple[threading.Thread, dict]:
+    from flows.promote_flow import promote_flow, waiting_approvals
+
+    outcome: dict = {}
+
+    def run() -> None:
+        outcome.update(promote_flow(NAME, version, "production", SETTINGS, reason="needs a human"))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not waiting_approvals(NAME, version):
+        assert time.monotonic() < deadline and thread.is_alive(), f"the promotion never paused: {outcome}"
+        time.sleep(0.5)
+    return thread, outcome
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_approve_and_reject_from_the_command_line(store):
+    thread, outcome = start_waiting_promotion("1")
+    assert registry.alias_version(NAME, registry.STAGING) == "1"  # infra check done, waiting before production
+    assert registry.alias_version(NAME, registry.PRODUCTION) is None
+    code, answer = pmf("promote", NAME, "--version", "1", "--to", "production", "--approve", "--reason", "looks good")
+    assert code == 0 and answer["status"] == "approved" and len(answer["flow_runs"]) == 1
+    thread.join(120)
+    assert outcome["promoted"] and registry.alias_version(NAME, registry.PRODUCTION) == "1"
+
+    thread, outcome = start_waiting_promotion("3")
+    code, answer = pmf("promote", NAME, "--version", "3", "--to", "production", "--reject")
+    assert code == 0 and answer["status"] == "rejected"
+    thread.join(120)
+    assert not outcome["promoted"] and registry.alias_version(NAME, registry.PRODUCTION) == "1"
+    assert any("reject" in reason for reason in outcome["reasons"]), outcome["reasons"]
+
+    code, answer = pmf("promote", NAME, "--version", "3", "--to", "production", "--approve")
+    assert code == 2 and "waiting for approval" in answer["error"]
