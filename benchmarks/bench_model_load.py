@@ -51,11 +51,12 @@ def measure(code: str, env: dict, *args: str) -> dict:
 
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="pmf-bench-load-"))
-    env = {**os.environ, "PMF_HOME": str(home)}
+    env = {**os.environ, "PMF_HOME": str(home), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
     run = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--json"], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     result = json.loads(run.stdout.strip().splitlines()[-1])
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     from mlflow import MlflowClient
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])

@@ -79,7 +79,7 @@ def measure_gate_choose(ctx: RunContext, data: Prepared, teacher: Any, arrays: C
         final = mark_shipped(gated, chosen)
         shipped = next(r for r in final if r.shipped)
         _record(ctx, run_id, final, primary_metric)
-        CONSOLE.line(f"  shipped {shipped.variant}: {shipped.reasons[-1] if shipped.reasons else ''}")
+        CONSOLE.line(f"  {shipped.reasons[-1] if shipped.reasons else f'shipped {shipped.variant}'}")
         return Compression(final, shipped)
 
 

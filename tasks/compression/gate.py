@@ -117,7 +117,8 @@ def choose_variant(reports: Iterable[VariantReport], policy: Policy) -> VariantR
     if reference is None:
         raise ValueError("nothing to ship: float32 is missing or failed and no lossy variant passed")
     failed = [r.variant for r in reports if r.variant not in (REFERENCE_VARIANT, KERAS_BASELINE)]
-    why = f"shipped float32: no lossy variant passed the gate (failed: {', '.join(failed) or 'none built'})"
+    why = (f"shipped float32: no lossy variant passed the gate (failed: {', '.join(failed)})" if failed
+           else "shipped float32: no other variant is configured")
     return reference.model_copy(update={"shipped": True, "reasons": [*reference.reasons, why]})
 
 

@@ -131,3 +131,9 @@ def test_latency_noise_floor_forgives_microseconds_not_real_slowdowns(reports):
     assert gated["dynamic_range"].passed
     assert not gated["qat_int8"].passed
     assert not gate([*reports, near], latency_noise_ms=0.0)["dynamic_range"].passed
+
+
+def test_float32_alone_ships_and_says_it_was_the_only_variant():
+    only = [report("keras", 0.90, 40_000, 1.2), report("float32", 0.90, 10_000, 0.010)]
+    chosen = choose_variant(compression_gate(only, CompressionSettings(variants=("float32",)), "accuracy", True), "smallest")
+    assert chosen.variant == "float32" and chosen.reasons[-1] == "shipped float32: no other variant is configured"
