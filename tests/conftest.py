@@ -48,3 +48,19 @@ def mlflow_client(workspace):
     from tasks.tracking import client
 
     return client()
+
+
+@pytest.fixture(scope="session")
+def built_store(tmp_path_factory) -> Path:
+    """The three-version `penguins` registry, built once per session (tests/registry/store.py)."""
+    from tests.registry.store import build
+
+    return build(tmp_path_factory.getbasetemp() / "pmf-models")
+
+
+@pytest.fixture
+def store(built_store, tmp_path, monkeypatch) -> Path:
+    """A private copy of the three-version registry (candidate -> v3, no other alias yet)."""
+    from tests.registry.store import fresh_copy
+
+    return fresh_copy(built_store, tmp_path / "home", monkeypatch)
