@@ -15,10 +15,6 @@ BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_CONFIG = BUNDLED_DATA / "penguins.yaml"
 
 
-class UsageError(Exception):
-    pass
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits with 2 too; keep its message format
         self.print_usage(sys.stderr)

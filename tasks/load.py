@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 
-TABLE_SUFFIXES = {".csv", ".txt", ".tsv", ".parquet", ".pq"}
-
 
 class DataError(ValueError):
     """The data cannot be used: the CLI exits with code 3 (data rejected) and prints the message."""

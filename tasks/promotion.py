@@ -67,10 +67,9 @@ class CheckReport:
 
 def load_verified(name: str, version: str, folder: Path) -> PackagedModel:
     """Download a version's package and load it; IntegrityError unless its SHA-256 matches the tag."""
-    from tasks.server.app import download_package, recorded_sha256
+    from tasks.server.app import load_verified as load_from_registry
 
-    expected = recorded_sha256(name, version)
-    return PackagedModel.load(download_package(name, version, folder), expected_sha256=expected)
+    return load_from_registry(name, version, folder)
 
 
 def load_heldout(name: str, version: str, folder: Path) -> pd.DataFrame:

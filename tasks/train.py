@@ -14,7 +14,7 @@ import numpy as np
 
 from tasks.config import TrainConfig
 from tasks.model_builders import build_cnn, build_mlp
-from tasks.tf_env import import_keras
+from tasks.tf_env import import_keras, import_tf
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -98,7 +98,7 @@ def train_model(
 
 def _training_data(x: np.ndarray, y: np.ndarray, task: str, n_outputs: int, cfg: TrainConfig) -> Any:
     """A seeded, shuffled tf.data pipeline; sample weights carry the class weights; images get shifted."""
-    tf = import_keras() and __import__("tensorflow")
+    tf = import_tf()
     weights = np.ones(len(y), dtype=np.float32)
     if task == "classification" and cfg.class_weights:
         table = balanced_class_weights(y, n_outputs)
@@ -112,8 +112,7 @@ def _training_data(x: np.ndarray, y: np.ndarray, task: str, n_outputs: int, cfg:
 
 def _pixel_shift(cfg: TrainConfig) -> Callable:
     keras = import_keras()
-    import tensorflow as tf
-
+    tf = import_tf()
     height, width, channels = cfg.image_shape or (0, 0, 0)
     shift = keras.layers.RandomTranslation(1 / height, 1 / width, fill_mode="constant", seed=cfg.seed)
 
@@ -126,7 +125,7 @@ def _pixel_shift(cfg: TrainConfig) -> Callable:
 
 def _checkpointed_epoch(checkpoint_dir: Path) -> int:
     """The epoch a previous, interrupted run reached in this folder (0 when starting fresh)."""
-    import tensorflow as tf
+    tf = import_tf()
 
     latest = tf.train.latest_checkpoint(str(checkpoint_dir / "chief")) or tf.train.latest_checkpoint(str(checkpoint_dir))
     if not latest:

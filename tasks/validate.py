@@ -8,8 +8,6 @@ with GX and returns every failed expectation with its column and observed value.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 
 from tasks.server.prediction_log import PredictionLog
 from tasks.server.request_schema import RequestError, RequestSchema
-from tasks.serving_model import MODEL_FILE, IntegrityError, PackagedModel
+from tasks.serving_model import MODEL_FILE, IntegrityError, PackagedModel, sha256_bytes
 
 LOG = logging.getLogger("pmf.serve")
 JSON = [(b"content-type", b"application/json")]
@@ -81,13 +81,17 @@ def recorded_sha256(name: str, version: str) -> str:
     return digest
 
 
+def load_verified(name: str, version: str, folder: Path) -> PackagedModel:
+    """Download a version's package and load it; IntegrityError unless its SHA-256 matches the tag."""
+    return PackagedModel.load(download_package(name, version, folder), expected_sha256=recorded_sha256(name, version))
+
+
 def load_state(name: str, version: str, alias: str | None, max_rows: int, cache: Path | None = None) -> ModelState:
     """Download, verify (SHA-256 against the registry tag), load and warm up one version."""
-    expected = recorded_sha256(name, version)
     folder = Path(tempfile.mkdtemp(prefix=f"pmf-serve-{name}-v{version}-", dir=cache))
-    model = PackagedModel.load(download_package(name, version, folder), expected_sha256=expected)
+    model = load_verified(name, version, folder)
     schema = RequestSchema(model.preprocessor, max_rows)
-    state = ModelState(name, str(version), alias, model, schema, expected)
+    state = ModelState(name, str(version), alias, model, schema, sha256_bytes(model.runner.model_bytes))  # verified digest
     warm_up(state)
     return state
 

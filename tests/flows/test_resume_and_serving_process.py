@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import DATA, REPO
+from tests.conftest import REPO
 
 SLOW_TRAINING = ["--set", "train.epochs=40", "--set", "train.batch_size=4", "--set", "train.early_stopping_patience=40"]
 
