@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from tasks.compression.gate import choose_variant, comparison_table, compression_gate, mark_shipped  # noqa: E402
 from tasks.compression.settings import CompressionSettings  # noqa: E402
 from tasks.compression.variants import CompressionData, build_and_measure  # noqa: E402
-from tasks.model_builders import build_cnn, build_mlp  # noqa: E402
-from tasks.tf_env import import_keras  # noqa: E402
+from tasks.model.builders import build_cnn, build_mlp  # noqa: E402
+from tasks.model.tf_env import import_keras  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 42

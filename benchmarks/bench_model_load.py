@@ -32,7 +32,7 @@ print(json.dumps({"load_s": loaded - start, "first_predict_s": time.perf_counter
 KERAS = """
 import json, resource, sys, time
 start = time.perf_counter()
-from tasks.tf_env import import_keras
+from tasks.model.tf_env import import_keras
 keras = import_keras()
 model = keras.models.load_model(sys.argv[2])
 loaded = time.perf_counter()

@@ -152,7 +152,7 @@ def stop(process: subprocess.Popen) -> None:
 
 def ensure_model(home: Path, name: str, env: dict[str, str]) -> str:
     """A production version of `name` in `home`: train one with the bundled data if there is none."""
-    probe = ("import sys\nfrom tasks.registry import alias_version, move_alias\nfrom tasks.workspace import configure_environment\n"
+    probe = ("import sys\nfrom tasks.registry.lifecycle import alias_version, move_alias\nfrom tasks.workspace import configure_environment\n"
              f"configure_environment()\nv = alias_version({name!r}, 'production')\n"
              f"c = alias_version({name!r}, 'candidate')\n"
              f"if v is None and c is not None: move_alias({name!r}, 'production', c, 'bench_serving'); v = c\nprint(v or '')\n")

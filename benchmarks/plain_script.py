@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 from tasks.config import load_config
-from tasks.evaluate import task_metrics
-from tasks.load import read_table
-from tasks.preprocess import fit_preprocessor, split_frame
-from tasks.schema import infer_schema
-from tasks.train import train_model
+from tasks.model.evaluate import task_metrics
+from tasks.data.load import read_table
+from tasks.data.preprocess import fit_preprocessor, split_frame
+from tasks.data.schema import infer_schema
+from tasks.model.train import train_model
 
 
 def main(path: str, target: str, *overrides: str) -> dict:

@@ -18,13 +18,13 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.console import CONSOLE
 from flows.stages import Evaluation, Prepared, RunContext
-from tasks import tracking
+from tasks.registry import tracking
 from tasks.compression import (CompressionData, CompressionSettings, VariantReport, build_only, choose_variant,
                                comparison_table, compression_gate, mark_shipped, measure_built, measure_keras,
                                tradeoff_plot)
 from tasks.config import TrainConfig
-from tasks.evaluate import HIGHER_IS_BETTER, task_metrics
-from tasks.train import build_model
+from tasks.model.evaluate import HIGHER_IS_BETTER, task_metrics
+from tasks.model.train import build_model
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """`pmf promote`: infra check → staging → champion gate → (approval) → production, as one Prefect flow run.
 
-The logic lives in `tasks.promotion`; this flow adds what Prefect is for: a run in the UI with a
+The logic lives in `tasks.registry.promotion`; this flow adds what Prefect is for: a run in the UI with a
 markdown report of every check, and, when `manual_approval` is on, a pause that waits for a
 person to approve or refuse the production move from the Prefect UI (an input form).
 """
@@ -12,8 +12,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.input import RunInput
 
-from tasks.promotion import promote_version
-from tasks.promotion_settings import PromotionSettings
+from tasks.registry.promotion import promote_version
+from tasks.registry.promotion_settings import PromotionSettings
 
 
 class ProductionApproval(RunInput):

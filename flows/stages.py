@@ -18,14 +18,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.console import CONSOLE
-from tasks import tracking
+from tasks.registry import tracking
 from tasks.config import PmfConfig, gates_for, primary_metric_for
-from tasks.evaluate import confusion_matrix_png, residual_plot_png, slice_metrics, task_metrics
-from tasks.gates import GateDecision, evaluation_gate
-from tasks.load import file_sha256, read_table
-from tasks.preprocess import Preprocessor, Split, fit_preprocessor, split_frame
-from tasks.schema import Schema, infer_schema
-from tasks.validate import (ValidationReport, class_balance_failures, declared_expectations, infer_expectations,
+from tasks.model.evaluate import confusion_matrix_png, residual_plot_png, slice_metrics, task_metrics
+from tasks.model.gates import GateDecision, evaluation_gate
+from tasks.data.load import file_sha256, read_table
+from tasks.data.preprocess import Preprocessor, Split, fit_preprocessor, split_frame
+from tasks.data.schema import Schema, infer_schema
+from tasks.data.validate import (ValidationReport, class_balance_failures, declared_expectations, infer_expectations,
                             validate_frame)
 from tasks.workspace import pmf_home
 
@@ -150,7 +150,7 @@ def preprocess(ctx: RunContext, batch: Batch, schema: Schema) -> Prepared:
 
 @task(name="train", cache_policy=NO_CACHE)
 def train(ctx: RunContext, data: Prepared, data_sha256: str) -> Any:
-    from tasks.train import train_model
+    from tasks.model.train import train_model
 
     cfg = ctx.cfg.train
     with CONSOLE.stage("train"), tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "train") as run_id:
@@ -221,7 +221,7 @@ def _log_plot(run_id: str, schema: Schema, y_true: np.ndarray, outputs: np.ndarr
 
 @task(name="register", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def register(ctx: RunContext, data: Prepared, model_bytes: bytes, lineage: dict[str, str], meta: dict) -> dict[str, Any]:
-    from tasks.register import package_and_register
+    from tasks.registry.register import package_and_register
 
     with CONSOLE.stage("register"), tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "register") as run_id:
         ctx.stage_runs["register"] = run_id
@@ -238,7 +238,7 @@ def register(ctx: RunContext, data: Prepared, model_bytes: bytes, lineage: dict[
 def promote(ctx: RunContext, version: str, task_kind: str) -> dict[str, Any]:
     """Infra check -> @staging -> champion gate -> @production, as `pmf promote` does it."""
     from flows.promote_flow import promote_flow
-    from tasks.promotion import settings_for_config
+    from tasks.registry.promotion import settings_for_config
 
     with CONSOLE.stage("promote"), tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "promote") as run_id:
         ctx.stage_runs["promote"] = run_id

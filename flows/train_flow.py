@@ -18,9 +18,9 @@ from prefect.runtime import flow_run
 from flows import stages
 from flows.compress_stage import compress
 from flows.console import CONSOLE
-from tasks import tracking
+from tasks.registry import tracking
 from tasks.config import PmfConfig
-from tasks.load import DataError
+from tasks.data.load import DataError
 
 
 @dataclass(frozen=True)

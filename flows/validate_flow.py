@@ -12,8 +12,8 @@ from prefect.runtime import flow_run
 
 from flows import stages
 from flows.train_flow import RunRequest
-from tasks import tracking
-from tasks.load import DataError
+from tasks.registry import tracking
+from tasks.data.load import DataError
 
 
 @flow(name="pmf-validate", log_prints=False)

@@ -19,7 +19,7 @@ def _import_all() -> None:
     try:
         for name in HEAVY_MODULES:
             importlib.import_module(name)
-        from tasks.tf_env import import_keras
+        from tasks.model.tf_env import import_keras
 
         import_keras()
     except Exception:  # noqa: BLE001  (a warm-up failure only costs time: the stage imports again and reports)

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tasks.compression.settings import CompressionSettings
-from tasks.promotion_settings import PromotionSettings
+from tasks.registry.promotion_settings import PromotionSettings
 
 
 class ConfigError(ValueError):

@@ -45,7 +45,7 @@ def workspace(tmp_path, monkeypatch):
 
 @pytest.fixture
 def mlflow_client(workspace):
-    from tasks.tracking import client
+    from tasks.registry.tracking import client
 
     return client()
 

@@ -96,7 +96,7 @@ def make_losses(task: Task, settings: DistillationSettings, distil: bool, studen
 def train_student(teacher: Any, student_builder: Callable[[float], Any], data: CompressionData, task: Task, settings: DistillationSettings, seed: int, distil: bool = True) -> TrainedStudent:
     """Train `student_builder(settings.width_factor)` against the teacher (or labels only when
     `distil=False`) and return it with the weights of its best validation epoch."""
-    from tasks.tf_env import import_keras, import_tf
+    from tasks.model.tf_env import import_keras, import_tf
 
     keras, tf = import_keras(), import_tf()
     student = student_builder(settings.width_factor)

@@ -80,11 +80,11 @@ def latency_percentiles_ms(call: Callable[[], Any], settings: LatencySettings) -
 
 class TfliteRunner:
     """One interpreter for one .tflite file, used by one thread, with serving's own int8
-    (de)quantization (tasks.serving_model), so a variant is measured as it will be served."""
+    (de)quantization (tasks.serving.package), so a variant is measured as it will be served."""
 
     def __init__(self, path: Path, num_threads: int = 1) -> None:
-        from tasks.serving_model import new_interpreter
-        from tasks.tf_env import native_stderr_silenced
+        from tasks.serving.package import new_interpreter
+        from tasks.model.tf_env import native_stderr_silenced
 
         with native_stderr_silenced():  # LiteRT's XNNPACK notice on first allocation
             self.interpreter = new_interpreter(Path(path).read_bytes(), num_threads)
@@ -101,7 +101,7 @@ class TfliteRunner:
 
     def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Float outputs for every row of `x`, `batch_size` rows per invoke."""
-        from tasks.serving_model import dequantize_output, quantize_input
+        from tasks.serving.package import dequantize_output, quantize_input
 
         chunks = []
         for start in range(0, len(x), batch_size):
@@ -114,7 +114,7 @@ class TfliteRunner:
 
     def single_row_call(self, row: np.ndarray) -> Callable[[], None]:
         """A zero-argument callable that invokes the interpreter on one pre-quantized row."""
-        from tasks.serving_model import quantize_input
+        from tasks.serving.package import quantize_input
 
         self._resize(1)
         quantized = quantize_input(row.reshape(1, -1), self.input)
@@ -172,6 +172,6 @@ def measure_keras(model: Any, x_test: np.ndarray, score: Score, settings: Latenc
 
 
 def _tf() -> Any:
-    from tasks.tf_env import import_tf
+    from tasks.model.tf_env import import_tf
 
     return import_tf()

@@ -49,7 +49,7 @@ def convert_to_tflite(model: Any, conversion: Conversion, representative: np.nda
     `representative` rows (required). `dynamic_range` stores int8 weights with float I/O;
     `float16` stores float16 weights that are widened to float32 at load.
     """
-    from tasks.tf_env import import_tf
+    from tasks.model.tf_env import import_tf
 
     tf = import_tf()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -64,7 +64,7 @@ def convert_to_tflite(model: Any, conversion: Conversion, representative: np.nda
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    from tasks.tf_env import native_stderr_silenced
+    from tasks.model.tf_env import native_stderr_silenced
 
     with native_stderr_silenced():  # the converter prints "fully_quantize: ..." from C++ on every int8 call
         return converter.convert()
@@ -72,7 +72,7 @@ def convert_to_tflite(model: Any, conversion: Conversion, representative: np.nda
 
 def clone_teacher(teacher: Any) -> Any:
     """A fresh copy of the teacher with the same weights; fine-tune this, never the teacher."""
-    from tasks.tf_env import import_keras
+    from tasks.model.tf_env import import_keras
 
     keras = import_keras()
     clone = keras.models.clone_model(teacher)
@@ -100,7 +100,7 @@ def fine_tune_steps(rows: int, epochs: int, batch_size: int) -> int:
 
 def fine_tune(model: Any, data: CompressionData, task: Task, epochs: int, batch_size: int, learning_rate: float, seed: int, callbacks: list[Any] | None = None) -> Any:
     """Compile `model` with Adam and the task loss, and train it `epochs` passes over the training rows."""
-    from tasks.tf_env import import_keras
+    from tasks.model.tf_env import import_keras
 
     keras = import_keras()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=task_loss(task))

@@ -14,8 +14,8 @@ from tasks.compression.gate import compression_gate
 from tasks.compression.measure import TfliteRunner, keras_predict, measure_tflite
 from tasks.compression.settings import ALL_VARIANTS, CompressionSettings
 from tasks.compression.variants import CompressionData, build_and_measure, build_only, clone_teacher, convert_to_tflite, measure_built
-from tasks.model_builders import build_mlp
-from tasks.tf_env import import_keras
+from tasks.model.builders import build_mlp
+from tasks.model.tf_env import import_keras
 
 pytestmark = pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")
 HIDDEN = (64, 32)

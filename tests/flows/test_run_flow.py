@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.load import file_sha256
+from tasks.data.load import file_sha256
 
 from tests.conftest import DATA
 from tests.flows.helpers import child_runs, pmf, registry_state
@@ -105,7 +105,7 @@ def assert_compression_recorded(client, result: dict, compress_run) -> None:
 
 def promotion_history(client, name: str) -> list[dict]:
     """The promotion history recorded in the registry, oldest first."""
-    from tasks.registry import history as registry_history
+    from tasks.registry.lifecycle import history as registry_history
 
     return registry_history(name)
 

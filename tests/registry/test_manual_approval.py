@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tasks import registry
-from tasks.promotion_settings import PromotionSettings
+from tasks.registry import lifecycle
+from tasks.registry.promotion_settings import PromotionSettings
 
 from tests.flows.helpers import pmf
 from tests.registry.store import NAME
@@ -35,18 +35,18 @@ def start_waiting_promotion(version: str) -> tuple[threading.Thread, dict]:
 @pytest.mark.usefixtures("prefect_harness")
 def test_approve_and_reject_from_the_command_line(store):
     thread, outcome = start_waiting_promotion("1")
-    assert registry.alias_version(NAME, registry.STAGING) == "1"  # infra check done, waiting before production
-    assert registry.alias_version(NAME, registry.PRODUCTION) is None
+    assert lifecycle.alias_version(NAME, lifecycle.STAGING) == "1"  # infra check done, waiting before production
+    assert lifecycle.alias_version(NAME, lifecycle.PRODUCTION) is None
     code, answer = pmf("promote", NAME, "--version", "1", "--to", "production", "--approve", "--reason", "looks good")
     assert code == 0 and answer["status"] == "approved" and len(answer["flow_runs"]) == 1
     thread.join(120)
-    assert outcome["promoted"] and registry.alias_version(NAME, registry.PRODUCTION) == "1"
+    assert outcome["promoted"] and lifecycle.alias_version(NAME, lifecycle.PRODUCTION) == "1"
 
     thread, outcome = start_waiting_promotion("3")
     code, answer = pmf("promote", NAME, "--version", "3", "--to", "production", "--reject")
     assert code == 0 and answer["status"] == "rejected"
     thread.join(120)
-    assert not outcome["promoted"] and registry.alias_version(NAME, registry.PRODUCTION) == "1"
+    assert not outcome["promoted"] and lifecycle.alias_version(NAME, lifecycle.PRODUCTION) == "1"
     assert any("reject" in reason for reason in outcome["reasons"]), outcome["reasons"]
 
     code, answer = pmf("promote", NAME, "--version", "3", "--to", "production", "--approve")

@@ -7,7 +7,7 @@ import time
 
 import orjson
 
-from tasks import registry
+from tasks.registry import lifecycle
 from tests.registry.store import NAME
 from tests.server.test_server import Server
 
@@ -65,15 +65,15 @@ class Load:
 
 
 def test_promotion_and_rollback_swap_versions_under_load_without_failed_requests(store):
-    registry.move_alias(NAME, registry.PRODUCTION, "1", "hot swap test")
+    lifecycle.move_alias(NAME, lifecycle.PRODUCTION, "1", "hot swap test")
     server = Server("--watch-interval", "0.2", "--no-prediction-log").wait_ready()
     try:
         with Load(server.port) as load:
             load.wait_for("1")
-            registry.move_alias(NAME, registry.PRODUCTION, "3", "promote under load")
+            lifecycle.move_alias(NAME, lifecycle.PRODUCTION, "3", "promote under load")
             swapped = load.wait_for("3")
             time.sleep(0.5)
-            registry.rollback(NAME, reason="rollback under load")
+            lifecycle.rollback(NAME, reason="rollback under load")
             _wait_after(load, "1", swapped)
             time.sleep(0.3)
         assert load.failures == []

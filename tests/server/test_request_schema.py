@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.preprocess import fit_preprocessor
-from tasks.schema import infer_schema
-from tasks.server.request_schema import RequestError, RequestSchema
+from tasks.data.preprocess import fit_preprocessor
+from tasks.data.schema import infer_schema
+from tasks.serving.request_schema import RequestError, RequestSchema
 from tests.conftest import DATA
 
 FRAME = pd.read_csv(DATA / "penguins.csv")

@@ -16,20 +16,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks import registry, tracking
-from tasks.promotion import free_port, load_heldout, load_verified
+from tasks.registry import lifecycle, tracking
+from tasks.registry.promotion import free_port, load_heldout, load_verified
 from tests.registry.store import NAME, fresh_copy
 
 COLUMNS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year", "island", "sex"]
 
 
 class Server:
-    """`python -m tasks.server.app` in a fresh process; stopped (and its stderr kept) at the end."""
+    """`python -m tasks.serving.server` in a fresh process; stopped (and its stderr kept) at the end."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None):
         self.port = free_port()
         self.stderr = tempfile.TemporaryFile()
-        command = [sys.executable, "-m", "tasks.server.app", NAME, "--port", str(self.port), *args]
+        command = [sys.executable, "-m", "tasks.serving.server", NAME, "--port", str(self.port), *args]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.stderr, env={**os.environ, **(env or {})})
 
     def wait_ready(self, timeout_s: float = 60) -> "Server":
@@ -74,7 +74,7 @@ def served(built_store, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         home = fresh_copy(built_store, tmp_path_factory.mktemp("served"), patch)
         patch.delenv("PMF_SERVE_TOKEN", raising=False)
-        registry.move_alias(NAME, registry.PRODUCTION, "1", "serve tests")
+        lifecycle.move_alias(NAME, lifecycle.PRODUCTION, "1", "serve tests")
         server = Server("--max-rows", "50").wait_ready()
         yield server, home
         server.stop()

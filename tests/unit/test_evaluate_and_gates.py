@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from tasks.config import GateRule
-from tasks.evaluate import classification_metrics, regression_metrics, slice_metrics
-from tasks.gates import evaluation_gate
+from tasks.model.evaluate import classification_metrics, regression_metrics, slice_metrics
+from tasks.model.gates import evaluation_gate
 
 import pandas as pd
 

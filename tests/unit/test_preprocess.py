@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.preprocess import Preprocessor, fit_preprocessor, split_frame
-from tasks.schema import infer_schema
+from tasks.data.preprocess import Preprocessor, fit_preprocessor, split_frame
+from tasks.data.schema import infer_schema
 
 from tests.unit.test_schema import mixed_table
 

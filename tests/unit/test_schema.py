@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.load import DataError
-from tasks.schema import Schema, infer_schema, infer_task
+from tasks.data.load import DataError
+from tasks.data.schema import Schema, infer_schema, infer_task
 
 
 def mixed_table(rows: int = 200) -> pd.DataFrame:

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 
 from tasks.config import ExpectationRule, ValidationConfig
-from tasks.load import read_table
-from tasks.schema import infer_schema
-from tasks.validate import class_balance_failures, declared_expectations, infer_expectations, validate_frame
+from tasks.data.load import read_table
+from tasks.data.schema import infer_schema
+from tasks.data.validate import class_balance_failures, declared_expectations, infer_expectations, validate_frame
 
 from tests.conftest import DATA
 

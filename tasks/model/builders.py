@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Sequence
 
-from tasks.tf_env import import_keras
+from tasks.model.tf_env import import_keras
 
 Task = Literal["classification", "regression"]
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from tasks import tracking
+from tasks.registry import tracking
 
 CANDIDATE, STAGING, PRODUCTION = "candidate", "staging", "production"
 LIFECYCLE = (CANDIDATE, STAGING, PRODUCTION)

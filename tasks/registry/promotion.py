@@ -1,7 +1,7 @@
 """Promotion: infra check → `staging` → champion/challenger gate → `production`.
 
 - Infra check: the candidate's model file is verified against its `pmf.sha256` tag, served by the
-  real server (`python -m tasks.server.app`) in a fresh process on a free port, warmed up and sent
+  real server (`python -m tasks.serving.server`) in a fresh process on a free port, warmed up and sent
   canary rows from the held-out split; the answers must equal the pipeline's own predictions.
 - Champion gate: candidate and current production are scored on the same held-out rows (the
   candidate's `heldout/test.parquet`); the candidate may not be worse than production by more than
@@ -30,11 +30,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from tasks import registry, tracking
-from tasks.evaluate import HIGHER_IS_BETTER, slice_metrics, task_metrics
-from tasks.gates import GateResult
-from tasks.promotion_settings import PromotionSettings
-from tasks.serving_model import IntegrityError, PackagedModel
+from tasks.registry import lifecycle, tracking
+from tasks.model.evaluate import HIGHER_IS_BETTER, slice_metrics, task_metrics
+from tasks.model.gates import GateResult
+from tasks.registry.promotion_settings import PromotionSettings
+from tasks.serving.package import IntegrityError, PackagedModel
 
 HELDOUT_ARTIFACT = "heldout/test.parquet"
 COMPARISON_ARTIFACT = "promotion/comparison.json"
@@ -67,7 +67,7 @@ class CheckReport:
 
 def load_verified(name: str, version: str, folder: Path) -> PackagedModel:
     """Download a version's package and load it; IntegrityError unless its SHA-256 matches the tag."""
-    from tasks.server.app import load_verified as load_from_registry
+    from tasks.serving.server import load_verified as load_from_registry
 
     return load_from_registry(name, version, folder)
 
@@ -129,9 +129,9 @@ def free_port() -> int:
 
 @contextmanager
 def served_version(name: str, version: str, timeout_s: float) -> Iterator[tuple[str, float]]:
-    """`python -m tasks.server.app NAME --version V` on a free port; yields (base URL, seconds to ready)."""
+    """`python -m tasks.serving.server NAME --version V` on a free port; yields (base URL, seconds to ready)."""
     port = free_port()
-    command = [sys.executable, "-m", "tasks.server.app", name, "--version", str(version), "--port", str(port), "--no-prediction-log"]
+    command = [sys.executable, "-m", "tasks.serving.server", name, "--version", str(version), "--port", str(port), "--no-prediction-log"]
     with tempfile.TemporaryFile() as stderr:
         started = time.monotonic()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=os.environ.copy())
@@ -247,7 +247,7 @@ def _delta(new: float | None, old: float | None) -> float | None:
 
 def run_champion_gate(name: str, version: str, settings: PromotionSettings) -> tuple[CheckReport, str | None]:
     """Fetch candidate, current production and held-out rows, and compare. Returns (report, champion version)."""
-    champion_version = registry.alias_version(name, registry.PRODUCTION)
+    champion_version = lifecycle.alias_version(name, lifecycle.PRODUCTION)
     with tempfile.TemporaryDirectory(prefix="pmf-champion-") as tmp:
         candidate = load_verified(name, version, Path(tmp) / "candidate")
         champion = None
@@ -272,7 +272,7 @@ def promote_version(name: str, version: str, to: str, settings: PromotionSetting
     Returns {promoted, target, aliases, reasons, infra_check, champion_gate, comparison, moves, forced}.
     """
     version = str(version)
-    if to not in (registry.STAGING, registry.PRODUCTION):
+    if to not in (lifecycle.STAGING, lifecycle.PRODUCTION):
         raise ValueError(f"--to must be staging or production, not {to!r}")
     result: dict[str, Any] = {"name": name, "version": version, "target": to, "promoted": False, "forced": False,
                               "reasons": [], "moves": [], "infra_check": None, "champion_gate": None, "comparison": []}
@@ -281,9 +281,9 @@ def promote_version(name: str, version: str, to: str, settings: PromotionSetting
     integrity_failed = any(r.name == "sha256_match" and not r.passed for r in infra.results)
     if not _may_pass(infra, force and not integrity_failed, result):
         return _finish(name, result)
-    result["moves"].append(registry.move_alias(name, registry.STAGING, version, _reason(reason, infra, "infra check passed"),
+    result["moves"].append(lifecycle.move_alias(name, lifecycle.STAGING, version, _reason(reason, infra, "infra check passed"),
                                                actor, forced=not infra.passed))
-    if to == registry.STAGING:
+    if to == lifecycle.STAGING:
         result["promoted"] = True
         return _finish(name, result)
     gate, champion_version = _champion_step(name, version, settings, result)
@@ -298,12 +298,12 @@ def promote_version(name: str, version: str, to: str, settings: PromotionSetting
             result["reasons"].append(f"manual approval refused: {note}")
             return _finish(name, result)
         reason = f"{reason or 'champion gate passed'} (approved: {note})"
-    with registry.registry_lock(name):
-        if registry.alias_version(name, registry.PRODUCTION) != champion_version:  # production moved meanwhile: judge again
+    with lifecycle.registry_lock(name):
+        if lifecycle.alias_version(name, lifecycle.PRODUCTION) != champion_version:  # production moved meanwhile: judge again
             gate, champion_version = _champion_step(name, version, settings, result)
             if champion_version == version or not _may_pass(gate, force, result):
                 return _finish(name, result)
-        result["moves"].append(registry.move_alias_unlocked(name, registry.PRODUCTION, version,
+        result["moves"].append(lifecycle.move_alias_unlocked(name, lifecycle.PRODUCTION, version,
                                                             _reason(reason, gate, "champion gate passed"), actor,
                                                             forced=not (gate.passed and infra.passed)))
     result["promoted"] = True
@@ -321,7 +321,7 @@ def _champion_step(name: str, version: str, settings: PromotionSettings, result:
 def promote_candidate(name: str, version: str, settings: PromotionSettings, reason: str = "", actor: str | None = None,
                       approve: Approver | None = None) -> dict[str, Any]:
     """The pipeline's promotion path for a freshly registered candidate: all the way to production if it earns it."""
-    return promote_version(name, version, registry.PRODUCTION, settings, reason or "pipeline candidate", False, actor, approve)
+    return promote_version(name, version, lifecycle.PRODUCTION, settings, reason or "pipeline candidate", False, actor, approve)
 
 
 def settings_for_config(config: Any, task: str) -> PromotionSettings:
@@ -372,7 +372,7 @@ def _reason(given: str, report: CheckReport, default: str) -> str:
 
 
 def _finish(name: str, result: dict[str, Any]) -> dict[str, Any]:
-    result["aliases"] = registry.aliases(name)
+    result["aliases"] = lifecycle.aliases(name)
     return result
 
 

@@ -28,9 +28,9 @@ import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from tasks.server.prediction_log import PredictionLog
-from tasks.server.request_schema import RequestError, RequestSchema
-from tasks.serving_model import MODEL_FILE, IntegrityError, PackagedModel, sha256_bytes
+from tasks.serving.prediction_log import PredictionLog
+from tasks.serving.request_schema import RequestError, RequestSchema
+from tasks.serving.package import MODEL_FILE, IntegrityError, PackagedModel, sha256_bytes
 
 LOG = logging.getLogger("pmf.serve")
 JSON = [(b"content-type", b"application/json")]
@@ -73,7 +73,7 @@ def download_package(name: str, version: str, destination: Path) -> Path:
 
 
 def recorded_sha256(name: str, version: str) -> str:
-    from tasks import tracking
+    from tasks.registry import tracking
 
     digest = tracking.client().get_model_version(name, version).tags.get("pmf.sha256")
     if not digest:
@@ -119,7 +119,7 @@ class ModelHolder:
 
     def refresh(self) -> bool:
         """Poll the alias once; load and swap in a different version. True when a swap happened."""
-        from tasks.registry import alias_version
+        from tasks.registry.lifecycle import alias_version
 
         current = self.state
         if current.alias is None:
@@ -273,7 +273,7 @@ def serve(name: str, alias: str | None = "production", version: str | None = Non
     """Load the model, print one start-up line, serve until interrupted."""
     import uvicorn
 
-    from tasks.registry import alias_version
+    from tasks.registry.lifecycle import alias_version
     from tasks.workspace import pmf_home
 
     if version is None:
@@ -312,17 +312,23 @@ def _best(module: str, fallback: str) -> str:
         return fallback
 
 
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    """The server's options, shared by `pmf serve` and `python -m tasks.serving.server` (the infra check)."""
+    parser.add_argument("--alias", default="production", help="follow this alias (default: %(default)s)")
+    parser.add_argument("--version", help="serve this version, pinned (no alias watching)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8080, help="port to bind (default: %(default)s)")
+    parser.add_argument("--watch-interval", type=float, default=5.0, help="seconds between alias polls (default: %(default)s)")
+    parser.add_argument("--max-rows", type=int, default=10_000, help="larger requests get 413 (default: %(default)s)")
+    parser.add_argument("--no-prediction-log", action="store_true", help="do not write PMF_HOME/predictions/NAME.jsonl")
+    parser.add_argument("--verbose", action="store_true", help="show library logs")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tasks.server.app`: what the infra check starts in a fresh process."""
+    """`python -m tasks.serving.server`: what the infra check starts in a fresh process."""
     parser = argparse.ArgumentParser(prog="pmf-serve")
     parser.add_argument("name")
-    parser.add_argument("--alias", default="production")
-    parser.add_argument("--version")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--watch-interval", type=float, default=5.0)
-    parser.add_argument("--max-rows", type=int, default=10_000)
-    parser.add_argument("--no-prediction-log", action="store_true")
+    add_serve_options(parser)
     args = parser.parse_args(argv)
     from tasks.workspace import configure_environment
 

@@ -13,8 +13,8 @@ from typing import Any, Callable
 import numpy as np
 
 from tasks.config import TrainConfig
-from tasks.model_builders import build_cnn, build_mlp
-from tasks.tf_env import import_keras, import_tf
+from tasks.model.builders import build_cnn, build_mlp
+from tasks.model.tf_env import import_keras, import_tf
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 

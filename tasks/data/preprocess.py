@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.schema import Schema, as_datetime, label_strings
+from tasks.data.schema import Schema, as_datetime, label_strings
 
 DATE_PARTS = ("year", "month", "day", "dayofweek", "hour")
 

@@ -1,6 +1,6 @@
 """The MLflow pyfunc of a pmf model, logged as "models from code" (no pickle: loading runs this file).
 
-Artifacts: the TFLite model, the fitted preprocessor and metadata (see tasks.serving_model). It
+Artifacts: the TFLite model, the fitted preprocessor and metadata (see tasks.serving.package). It
 predicts raw rows exactly as they appear in the CSV and never imports TensorFlow.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from mlflow.pyfunc import PythonModel
 
 class PmfModel(PythonModel):
     def load_context(self, context):  # noqa: ANN001 (MLflow's signature)
-        from tasks.serving_model import PackagedModel
+        from tasks.serving.package import PackagedModel
 
         self.model = PackagedModel.load(Path(context.artifacts["package"]))
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.config import ValidationConfig
-from tasks.schema import Schema, label_strings
+from tasks.data.schema import Schema, label_strings
 
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                  "float16", "float32", "float64", "Int8", "Int16", "Int32", "Int64", "Float32", "Float64", "bool", "boolean"]

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from tasks.preprocess import Preprocessor
+from tasks.data.preprocess import Preprocessor
 
 MODEL_FILE = "model.tflite"
 PREPROCESSOR_FILE = "preprocessor.json"
@@ -70,7 +70,7 @@ def _first_allocation_silenced(state: dict) -> Iterator[None]:
     if state["rows"] is not None:
         yield
         return
-    from tasks.tf_env import native_stderr_silenced
+    from tasks.model.tf_env import native_stderr_silenced
 
     with native_stderr_silenced():
         yield

@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from tasks.preprocess import Preprocessor
+from tasks.data.preprocess import Preprocessor
 
 FORMATS = ("dataframe_records", "dataframe_split", "inputs", "instances")
 IGNORED_KEYS = ("params",)

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from tasks.load import DataError
+from tasks.data.load import DataError
 
 Task = Literal["classification", "regression"]
 DATETIME_PARSE_SHARE = 0.95  # a text column is a date/time column when this share parses as dates

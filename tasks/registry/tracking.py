@@ -194,14 +194,14 @@ def log_pyfunc_model(run_id: str, package_dir: Path, input_example: Any, output_
     import mlflow
     from mlflow.models import infer_signature
 
-    import tasks.pyfunc_model as pyfunc_source
+    import tasks.serving.pyfunc as pyfunc_source
 
     # The fluent API below reads MLFLOW_TRACKING_URI; never mlflow.set_tracking_uri, a process-wide
     # setting that would outlive this call and point later calls at another store.
     os.environ.setdefault("MLFLOW_TRACKING_URI", tracking_uri())
     with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
-        # Integer columns are kept as the CSV reads them (see tasks.register.input_example).
+        # Integer columns are kept as the CSV reads them (see tasks.registry.register.input_example).
         warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
         signature = infer_signature(input_example, output_example)
         info = mlflow.pyfunc.log_model(

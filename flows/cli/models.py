@@ -1,4 +1,4 @@
-"""Registry subcommands: `pmf models`, `pmf promote`, `pmf rollback`, `pmf serve`.
+"""Registry subcommands: `pmf models`, `pmf promote`, `pmf rollback`.
 
 Exit codes: 0 done; 1 refused by a check (the reasons are printed) or anything else;
 2 usage error (unknown model or version, bad flag).
@@ -10,13 +10,13 @@ import json
 import sys
 from typing import Any, Callable
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit, json_option, prepare_environment
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
     models = commands.add_parser("models", help="registered models: versions, aliases, key metrics, promotion history")
     models.add_argument("name", nargs="?", help="one registered model (default: all)")
-    _common(models)
+    json_option(models)
 
     promote = commands.add_parser("promote", help="gated alias move: infra check (staging), + champion gate (production)")
     promote.add_argument("name")
@@ -28,51 +28,22 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     answer = promote.add_mutually_exclusive_group()
     answer.add_argument("--approve", action="store_true", help="approve a promotion of this version that waits for manual approval")
     answer.add_argument("--reject", action="store_true", help="reject a promotion of this version that waits for manual approval")
-    _common(promote)
+    json_option(promote)
 
     rollback = commands.add_parser("rollback", help="put the previous production version back, in one step")
     rollback.add_argument("name")
     rollback.add_argument("--to", dest="to_version", help="this version instead of the previous one")
     rollback.add_argument("--reason", default="rollback")
-    _common(rollback)
+    json_option(rollback)
 
-    serve = commands.add_parser("serve", help="REST server for models:/NAME@alias that follows the alias")
-    serve.add_argument("name", nargs="?", help="default: the only registered model")
-    serve.add_argument("--alias", default="production")
-    serve.add_argument("--version", help="serve this version, pinned (no alias watching)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--watch-interval", type=float, default=5.0, help="seconds between alias polls")
-    serve.add_argument("--max-rows", type=int, default=10_000, help="larger requests get 413")
-    serve.add_argument("--no-prediction-log", action="store_true", help="do not write PMF_HOME/predictions/NAME.jsonl")
-    serve.add_argument("--verbose", action="store_true")
-    return {"models": cmd_models, "promote": cmd_promote, "rollback": cmd_rollback, "serve": cmd_serve}
+    return {"models": cmd_models, "promote": cmd_promote, "rollback": cmd_rollback}
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    parser.add_argument("--verbose", action="store_true")
 
 
-def _environment(args: argparse.Namespace) -> None:
-    from tasks.workspace import configure_environment
-
-    configure_environment(verbose=getattr(args, "verbose", False))
-
-
-def _emit(result: dict[str, Any], as_json: bool, code: int, render: Callable[[dict], str]) -> int:
-    if as_json:
-        print(json.dumps(result, default=str))
-    elif code == EXIT_USAGE or "error" in result:
-        print(f"pmf: {result['status']}: {result.get('error', '')}", file=sys.stderr)
-    else:
-        print(render(result))
-    return code
-
-
-def _check_model(name: str, version: str | None = None) -> str | None:
+def check_model(name: str, version: str | None = None) -> str | None:
     """A usage error message when the model (or version) does not exist."""
-    from tasks import tracking
+    from tasks.registry import tracking
 
     try:
         tracking.client().get_registered_model(name)
@@ -89,13 +60,13 @@ def _check_model(name: str, version: str | None = None) -> str | None:
 # ---- models -------------------------------------------------------------------------------------
 
 def cmd_models(args: argparse.Namespace) -> int:
-    _environment(args)
-    from tasks.registry import list_models
+    prepare_environment(args)
+    from tasks.registry.lifecycle import list_models
 
-    if args.name and (problem := _check_model(args.name)):
-        return _emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
+    if args.name and (problem := check_model(args.name)):
+        return emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
     models = list_models(args.name)
-    return _emit({"status": "ok", "models": models}, args.json, EXIT_OK, render_models)
+    return emit({"status": "ok", "models": models}, args.json, EXIT_OK, render_models)
 
 
 def render_models(result: dict[str, Any]) -> str:
@@ -122,27 +93,27 @@ def render_models(result: dict[str, Any]) -> str:
 # ---- promote ------------------------------------------------------------------------------------
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    _environment(args)
-    if problem := _check_model(args.name, args.version):
-        return _emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
+    prepare_environment(args)
+    if problem := check_model(args.name, args.version):
+        return emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
     if args.approve or args.reject:
         return _answer_approval(args)
     from pydantic import ValidationError
 
-    from tasks.promotion import settings_for_version
+    from tasks.registry.promotion import settings_for_version
 
     try:
         settings = settings_for_version(args.name, args.version, champion_margin=args.margin)
     except ValidationError as exc:
-        return _emit({"status": "usage_error", "error": str(exc)}, args.json, EXIT_USAGE, str)
+        return emit({"status": "usage_error", "error": str(exc)}, args.json, EXIT_USAGE, str)
     from flows.promote_flow import promote_flow
 
     try:
         result = promote_flow(args.name, args.version, args.to, settings, args.reason, args.force)
     except Exception as exc:
-        return _emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, args.json, EXIT_FAILED, str)
+        return emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, args.json, EXIT_FAILED, str)
     result["status"] = "promoted" if result["promoted"] else "not_promoted"
-    return _emit(result, args.json, EXIT_OK if result["promoted"] else EXIT_FAILED, render_promotion)
+    return emit(result, args.json, EXIT_OK if result["promoted"] else EXIT_FAILED, render_promotion)
 
 
 def _answer_approval(args: argparse.Namespace) -> int:
@@ -151,10 +122,10 @@ def _answer_approval(args: argparse.Namespace) -> int:
     note = args.reason or ("approved" if args.approve else "rejected") + " from the command line"
     answered = answer_approval(args.name, args.version, bool(args.approve), note)
     if not answered:
-        return _emit({"status": "usage_error", "error": f"no promotion of {args.name} v{args.version} is waiting for approval"},
+        return emit({"status": "usage_error", "error": f"no promotion of {args.name} v{args.version} is waiting for approval"},
                      args.json, EXIT_USAGE, str)
     verdict = "approved" if args.approve else "rejected"
-    return _emit({"status": verdict, "flow_runs": answered}, args.json, EXIT_OK,
+    return emit({"status": verdict, "flow_runs": answered}, args.json, EXIT_OK,
                  lambda r: f"{args.name} v{args.version}: {verdict} ({len(answered)} waiting promotion(s) resumed)")
 
 
@@ -179,41 +150,15 @@ def _rule(result: dict[str, Any]) -> str:
 # ---- rollback -----------------------------------------------------------------------------------
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    _environment(args)
-    if problem := _check_model(args.name, args.to_version):
-        return _emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
-    from tasks.registry import RegistryError, aliases, rollback
+    prepare_environment(args)
+    if problem := check_model(args.name, args.to_version):
+        return emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
+    from tasks.registry.lifecycle import RegistryError, aliases, rollback
 
     try:
         record = rollback(args.name, args.to_version, args.reason)
     except RegistryError as exc:
-        return _emit({"status": "refused", "error": str(exc)}, args.json, EXIT_FAILED, str)
+        return emit({"status": "refused", "error": str(exc)}, args.json, EXIT_FAILED, str)
     result = {"status": "rolled_back", "name": args.name, "move": record, "aliases": aliases(args.name)}
-    return _emit(result, args.json, EXIT_OK,
+    return emit(result, args.json, EXIT_OK,
                  lambda r: f"{r['name']} @production: v{r['move']['from_version']} -> v{r['move']['to_version']} (rollback recorded as #{r['move']['seq']})")
-
-
-# ---- serve --------------------------------------------------------------------------------------
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    _environment(args)
-    from tasks.registry import list_models
-    from tasks.server.app import serve
-    from tasks.serving_model import IntegrityError
-
-    name = args.name
-    if name is None:
-        names = [m["name"] for m in list_models()]
-        if len(names) != 1:
-            print(f"pmf: usage_error: name the model to serve (registered: {', '.join(names) or 'none'})", file=sys.stderr)
-            return EXIT_USAGE
-        name = names[0]
-    if problem := _check_model(name, args.version):
-        print(f"pmf: usage_error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        serve(name, args.alias, args.version, args.host, args.port, args.watch_interval, args.max_rows, not args.no_prediction_log)
-    except (IntegrityError, LookupError) as exc:
-        print(f"pmf serve: refused: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, LookupError) else EXIT_FAILED
-    return EXIT_OK

@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from tasks import tracking
-from tasks.preprocess import Preprocessor
-from tasks.serving_model import PackagedModel, write_package
+from tasks.registry import tracking
+from tasks.data.preprocess import Preprocessor
+from tasks.serving.package import PackagedModel, write_package
 
 CANDIDATE_ALIAS = "candidate"
 HELDOUT_DIR = "heldout"

@@ -1,1 +1,0 @@
-"""The model server behind `pmf serve` (see tasks.server.app). Imports nothing heavy, never TensorFlow."""
