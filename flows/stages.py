@@ -18,7 +18,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.console import CONSOLE
-from tasks.registry import tracking
+from tasks.registry import datasets, tracking
 from tasks.config import PmfConfig, gates_for, primary_metric_for
 from tasks.model.evaluate import confusion_matrix_png, residual_plot_png, slice_metrics, task_metrics
 from tasks.model.gates import GateDecision, evaluation_gate
@@ -80,7 +80,7 @@ def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationRep
     """Validate against the stored suite; the first batch of a name (or --update-suite) defines it."""
     with CONSOLE.stage("validate"), tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "validate") as run_id:
         ctx.stage_runs["validate"] = run_id
-        stored = None if ctx.update_suite else tracking.latest_suite(ctx.experiment_id)
+        stored = None if ctx.update_suite else datasets.latest_suite(ctx.experiment_id)
         if stored is None:
             document = infer_suite_document(ctx, batch)
             version = None
@@ -93,7 +93,7 @@ def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationRep
         extra = class_balance_failures(batch.frame, schema, ctx.cfg.validation.min_rows_per_class)
         report = ValidationReport(report.success and not extra, report.evaluated + 1, report.failures + extra, report.docs_dir)
         if report.success and version is None:
-            version = tracking.save_suite(ctx.experiment_id, ctx.name, document)
+            version = datasets.save_suite(ctx.experiment_id, ctx.name, document)
             CONSOLE.line(f"  inferred expectation suite v{version} from this batch ({len(document['expectations'])} expectations)")
         tracking.log_dict(run_id, document, "suite/suite.json")
         tracking.log_dict(run_id, {**report.summary(), "failures": report.failures}, "validation/result.json")

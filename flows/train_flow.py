@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,8 @@ from flows import stages
 from flows.compress_stage import compress
 from flows.console import CONSOLE
 from tasks.registry import tracking
-from tasks.config import PmfConfig
+from tasks.config import RunRequest
 from tasks.data.load import DataError
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    data: Path
-    name: str
-    cfg: PmfConfig
-    target: str | None = None
-    update_suite: bool = False
 
 
 @flow(name="pmf-train", log_prints=False)

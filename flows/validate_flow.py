@@ -11,7 +11,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows import stages
-from flows.train_flow import RunRequest
+from tasks.config import RunRequest
 from tasks.registry import tracking
 from tasks.data.load import DataError
 

@@ -6,6 +6,7 @@ checked by the same rules as the file.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -188,3 +189,14 @@ def _describe(exc: ValidationError) -> str:
         else:
             lines.append(f"  - {loc}: {err['msg']} (got {err.get('input')!r})")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One batch of a named dataset and the config to run it with: what `pmf run` / `pmf validate` hand a flow."""
+
+    data: Path
+    name: str
+    cfg: PmfConfig
+    target: str | None = None
+    update_suite: bool = False

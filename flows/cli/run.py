@@ -31,8 +31,7 @@ def data_options(parser: argparse.ArgumentParser) -> None:
 
 def _request(args: argparse.Namespace) -> Any:
     """Resolve config, data path, name and target from the flags; raises ConfigError on bad usage."""
-    from flows.train_flow import RunRequest
-    from tasks.config import ConfigError, load_config
+    from tasks.config import ConfigError, RunRequest, load_config
 
     config_path = args.config or (DEFAULT_CONFIG if args.data is None else None)
     overrides = list(args.overrides)

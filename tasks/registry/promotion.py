@@ -34,6 +34,7 @@ from tasks.registry import lifecycle, tracking
 from tasks.model.evaluate import HIGHER_IS_BETTER, slice_metrics, task_metrics
 from tasks.model.gates import GateResult
 from tasks.registry.promotion_settings import PromotionSettings
+from tasks.registry.fetch import load_verified
 from tasks.serving.package import IntegrityError, PackagedModel
 
 HELDOUT_ARTIFACT = "heldout/test.parquet"
@@ -64,13 +65,6 @@ class CheckReport:
 
 
 # ---- fetching a version -------------------------------------------------------------------------
-
-def load_verified(name: str, version: str, folder: Path) -> PackagedModel:
-    """Download a version's package and load it; IntegrityError unless its SHA-256 matches the tag."""
-    from tasks.serving.server import load_verified as load_from_registry
-
-    return load_from_registry(name, version, folder)
-
 
 def load_heldout(name: str, version: str, folder: Path) -> pd.DataFrame:
     """The raw test split (target included) kept with the run that registered `version`."""
