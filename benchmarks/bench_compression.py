@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from tasks.compression.gate import choose_variant, comparison_table, compression_gate, mark_shipped  # noqa: E402
 from tasks.compression.settings import CompressionSettings  # noqa: E402
-from tasks.compression.variants import CompressionData, build_and_measure  # noqa: E402
+from tasks.compression.common import CompressionData  # noqa: E402
+from tasks.compression.variants import build_and_measure  # noqa: E402
 from tasks.model.builders import build_cnn, build_mlp  # noqa: E402
 from tasks.model.tf_env import import_keras  # noqa: E402
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -23,8 +22,8 @@ from tasks.compression import (CompressionData, CompressionSettings, VariantRepo
                                comparison_table, compression_gate, mark_shipped, measure_built, measure_keras,
                                tradeoff_plot)
 from tasks.config import TrainConfig
-from tasks.model.evaluate import HIGHER_IS_BETTER, task_metrics
-from tasks.model.train import build_model
+from tasks.compression.student import student_builder
+from tasks.model.evaluate import HIGHER_IS_BETTER, scorer_on_test_split
 
 
 @dataclass
@@ -39,16 +38,10 @@ class Compression:
 @task(name="compress-variant", cache_policy=NO_CACHE, task_run_name="compress-{variant}")
 def build_variant(variant: str, teacher: Any, arrays: CompressionData, task_kind: str, settings: CompressionSettings,
                   workdir: Path, train_cfg: TrainConfig, n_outputs: int) -> VariantReport:
-    return build_only(variant, teacher, arrays, task_kind, settings, workdir, student_builder(train_cfg, arrays, n_outputs, task_kind))
+    return build_only(variant, teacher, arrays, task_kind, settings, workdir,
+                      student_builder(train_cfg, arrays.x_train.shape[1], n_outputs, task_kind))
 
 
-def student_builder(cfg: TrainConfig, arrays: CompressionData, n_outputs: int, task_kind: str):
-    """The teacher's architecture with every width scaled by `width_factor` (uncompiled)."""
-    def build(width_factor: float) -> Any:
-        scale = lambda units: tuple(max(2, int(round(u * width_factor))) for u in units)  # noqa: E731
-        small = cfg.model_copy(update={"hidden_units": scale(cfg.hidden_units), "conv_filters": scale(cfg.conv_filters)})
-        return build_model(small, arrays.x_train.shape[1], n_outputs, task_kind)
-    return build
 
 
 def compress(ctx: RunContext, data: Prepared, teacher: Any, evaluation: Evaluation) -> Compression:
@@ -69,7 +62,7 @@ def compress(ctx: RunContext, data: Prepared, teacher: Any, evaluation: Evaluati
 @task(name="compress-measure-gate", cache_policy=NO_CACHE)
 def measure_gate_choose(ctx: RunContext, data: Prepared, teacher: Any, arrays: CompressionData, built: list[VariantReport],
                         settings: CompressionSettings, primary_metric: str) -> Compression:
-    score = scorer(data)
+    score = scorer_on_test_split(data.preprocessor, data.y["test"])
     with tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "compress") as run_id:
         ctx.stage_runs["compress"] = run_id
         reports = [measure_keras(teacher, arrays.x_test, score, settings.latency, ctx.workdir / "compression" / "keras")]
@@ -83,16 +76,6 @@ def measure_gate_choose(ctx: RunContext, data: Prepared, teacher: Any, arrays: C
         return Compression(final, shipped)
 
 
-def scorer(data: Prepared):
-    """Model outputs on the test split -> task metrics, in the target's own units for regression."""
-    pre = data.preprocessor
-    task_kind = pre.schema.task
-    y_true = data.y["test"] if task_kind == "classification" else pre.decode_output(data.y["test"].reshape(-1, 1))
-
-    def score(outputs: np.ndarray) -> dict[str, float]:
-        predictions = outputs if task_kind == "classification" else pre.decode_output(outputs)
-        return task_metrics(task_kind, y_true, predictions)
-    return score
 
 
 def _record(ctx: RunContext, run_id: str, reports: list[VariantReport], primary_metric: str) -> None:

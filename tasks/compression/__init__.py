@@ -22,7 +22,7 @@ _EXPORTS = {
     "VariantReport": "tasks.compression.measure",
     "measure_tflite": "tasks.compression.measure",
     "measure_keras": "tasks.compression.measure",
-    "CompressionData": "tasks.compression.variants",
+    "CompressionData": "tasks.compression.common",
     "build_and_measure": "tasks.compression.variants",
     "build_only": "tasks.compression.variants",
     "measure_built": "tasks.compression.variants",

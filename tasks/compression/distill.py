@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tasks.compression.settings import DistillationSettings
-from tasks.compression.variants import CompressionData, Task, clone_teacher
+from tasks.compression.common import CompressionData, Task, clone_teacher
 from tasks.compression.measure import keras_predict
 
 

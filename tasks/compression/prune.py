@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tasks.compression.settings import PruningSettings
-from tasks.compression.variants import CompressionData, Task, clone_teacher, fine_tune, fine_tune_steps
+from tasks.compression.common import CompressionData, Task, clone_teacher, fine_tune, fine_tune_steps
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.compression.settings import QatSettings
-from tasks.compression.variants import CompressionData, Task, clone_teacher, fine_tune
+from tasks.compression.common import CompressionData, Task, clone_teacher, fine_tune
 
 
 def quantize_aware_fine_tune(teacher: Any, data: CompressionData, task: Task, settings: QatSettings, seed: int) -> Any:

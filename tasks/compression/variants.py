@@ -7,39 +7,18 @@ its file through its own LiteRT interpreter. The teacher is only ever read.
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
 import numpy as np
 
 from tasks.compression.measure import Score, VariantReport, failed_report, measure_keras, measure_tflite
+from tasks.compression.common import CompressionData, Task, clone_teacher, representative_sample
 from tasks.compression.settings import KERAS_BASELINE, CompressionSettings
 
 log = logging.getLogger(__name__)
-Task = Literal["classification", "regression"]
 Conversion = Literal["float32", "dynamic_range", "float16", "int8"]
 StudentBuilder = Callable[[float], Any]
-
-
-@dataclass(frozen=True)
-class CompressionData:
-    """The preprocessed splits: float32 features; y = class index (int) or standardized target."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-
-def representative_sample(x_train: np.ndarray, rows: int, seed: int) -> np.ndarray:
-    """`rows` training rows drawn without replacement by a seeded generator (int8 calibration)."""
-    rng = np.random.default_rng(seed)
-    index = rng.choice(len(x_train), size=min(rows, len(x_train)), replace=False)
-    return x_train[np.sort(index)].astype(np.float32)
 
 
 def convert_to_tflite(model: Any, conversion: Conversion, representative: np.ndarray | None = None) -> bytes:
@@ -68,45 +47,6 @@ def convert_to_tflite(model: Any, conversion: Conversion, representative: np.nda
 
     with native_stderr_silenced():  # the converter prints "fully_quantize: ..." from C++ on every int8 call
         return converter.convert()
-
-
-def clone_teacher(teacher: Any) -> Any:
-    """A fresh copy of the teacher with the same weights; fine-tune this, never the teacher."""
-    from tasks.model.tf_env import import_keras
-
-    keras = import_keras()
-    clone = keras.models.clone_model(teacher)
-    clone.set_weights(teacher.get_weights())
-    return clone
-
-
-def task_loss(task: Task) -> str:
-    """The label loss for a model whose classification head outputs softmax probabilities."""
-    return "sparse_categorical_crossentropy" if task == "classification" else "mse"
-
-
-def epoch_shuffled(x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`epochs` seeded permutations of (x, y) back to back, so one `fit(shuffle=False)` call
-    trains every epoch with a known step count and no TensorFlow randomness in the order."""
-    rng = np.random.default_rng(seed)
-    order = np.concatenate([rng.permutation(len(x)) for _ in range(epochs)])
-    return x[order], y[order]
-
-
-def fine_tune_steps(rows: int, epochs: int, batch_size: int) -> int:
-    """Optimizer steps that `fine_tune` will take."""
-    return math.ceil(rows * epochs / batch_size)
-
-
-def fine_tune(model: Any, data: CompressionData, task: Task, epochs: int, batch_size: int, learning_rate: float, seed: int, callbacks: list[Any] | None = None) -> Any:
-    """Compile `model` with Adam and the task loss, and train it `epochs` passes over the training rows."""
-    from tasks.model.tf_env import import_keras
-
-    keras = import_keras()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=task_loss(task))
-    x, y = epoch_shuffled(data.x_train, data.y_train, epochs, seed)
-    model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0, callbacks=callbacks or [])
-    return model
 
 
 def write_tflite(flatbuffer: bytes, workdir: Path, variant: str) -> Path:

@@ -6,9 +6,13 @@ scale already decoded to target units), so the same functions score Keras and Li
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from tasks.data.preprocess import Preprocessor
 
 HIGHER_IS_BETTER = {"accuracy": True, "precision_macro": True, "recall_macro": True, "f1_macro": True,
                     "roc_auc": True, "r2": True, "mse": False, "mae": False}
@@ -107,3 +111,17 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def scorer_on_test_split(preprocessor: Preprocessor, y_test: np.ndarray) -> Callable[[np.ndarray], dict[str, float]]:
+    """`outputs -> task metrics` on the test split, in the target's own units for regression.
+
+    Scores Keras and LiteRT outputs alike, so every compression variant is judged on the same footing."""
+    task = preprocessor.schema.task
+    y_true = y_test if task == "classification" else preprocessor.decode_output(y_test.reshape(-1, 1))
+
+    def score(outputs: np.ndarray) -> dict[str, float]:
+        predictions = outputs if task == "classification" else preprocessor.decode_output(outputs)
+        return task_metrics(task, y_true, predictions)
+
+    return score

@@ -5,7 +5,8 @@ import pytest
 from tasks.compression.gate import compression_gate
 from tasks.compression.measure import TfliteRunner, keras_predict
 from tasks.compression.settings import CompressionSettings
-from tasks.compression.variants import CompressionData, build_and_measure
+from tasks.compression.common import CompressionData
+from tasks.compression.variants import build_and_measure
 from tasks.model.builders import build_mlp
 from tasks.model.tf_env import import_keras
 

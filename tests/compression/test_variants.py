@@ -13,7 +13,8 @@ import pytest
 from tasks.compression.gate import compression_gate
 from tasks.compression.measure import TfliteRunner, keras_predict, measure_tflite
 from tasks.compression.settings import ALL_VARIANTS, CompressionSettings
-from tasks.compression.variants import CompressionData, build_and_measure, build_only, clone_teacher, convert_to_tflite, measure_built
+from tasks.compression.common import CompressionData, clone_teacher
+from tasks.compression.variants import build_and_measure, build_only, convert_to_tflite, measure_built
 from tasks.model.builders import build_mlp
 from tasks.model.tf_env import import_keras
 
