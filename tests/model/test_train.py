@@ -1,0 +1,49 @@
+"""Training pieces: class weights, learning-rate schedules, a few steps of real training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks.config import TrainConfig
+from tasks.model.train import balanced_class_weights, learning_rate, train_model
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same_in_the_loss():
+    y = np.array([0] * 90 + [1] * 10)
+    weights = balanced_class_weights(y, 2)
+    assert weights == pytest.approx({0: 100 / (2 * 90), 1: 100 / (2 * 10)})
+    assert 90 * weights[0] == pytest.approx(10 * weights[1])
+
+
+def test_a_class_absent_from_the_training_rows_gets_weight_one_instead_of_infinity():
+    weights = balanced_class_weights(np.array([0, 0, 2, 2]), 3)
+    assert weights[1] == 1.0
+    assert weights[0] == pytest.approx(weights[2])
+
+
+@pytest.mark.parametrize(("schedule", "end_ratio"), [("cosine", 0.05), ("exponential", 0.5)])
+def test_learning_rate_schedules_decay_from_the_configured_rate_over_the_whole_run(schedule, end_ratio):
+    cfg = TrainConfig(learning_rate=0.01, lr_schedule=schedule, lr_decay_rate=0.5)
+    lr = learning_rate(cfg, total_steps=100)
+    assert float(lr(0)) == pytest.approx(0.01)
+    assert float(lr(100)) == pytest.approx(0.01 * end_ratio, rel=1e-4)
+    assert float(lr(50)) < 0.01
+
+
+def test_constant_schedule_is_the_plain_rate():
+    assert learning_rate(TrainConfig(learning_rate=0.003, lr_schedule="constant"), 100) == 0.003
+
+
+def test_a_few_epochs_on_separable_rows_learn_them_and_report_what_ran(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    cfg = TrainConfig(hidden_units=(8,), epochs=5, batch_size=16, learning_rate=0.05, early_stopping_patience=5)
+    seen = []
+    result = train_model(x[:150], y[:150], x[150:], y[150:], "classification", 2, cfg, tmp_path / "ckpt",
+                         on_epoch=lambda epoch, logs: seen.append(epoch))
+    assert result.epochs_run == 5
+    assert seen == [1, 2, 3, 4, 5]
+    assert result.resumed_from_epoch == 0
+    accuracy = float((result.model.predict(x[150:], verbose=0).argmax(axis=1) == y[150:]).mean())
+    assert accuracy >= 0.9
