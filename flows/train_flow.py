@@ -4,8 +4,6 @@ One Prefect flow run = one MLflow parent run, with a child run per stage. Read t
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,9 +15,11 @@ from prefect.runtime import flow_run
 from flows import stages
 from flows.compress_stage import compress
 from flows.console import CONSOLE
-from tasks.registry import tracking
+from tasks import processes
 from tasks.config import RunRequest
 from tasks.data.load import DataError
+from tasks.registry import tracking
+from tasks.workspace import remove_scratch_folder, scratch_folder
 
 
 @flow(name="pmf-train", log_prints=False)
@@ -29,7 +29,7 @@ def train_flow(request: RunRequest) -> dict[str, Any]:
     ctx, result = _open_run(request)
     try:
         batch = stages.load_batch(request.data)
-        schema, report, suite_version = stages.validate_batch(ctx, batch)
+        schema, _, suite_version = stages.validate_batch(ctx, batch)
         data = stages.preprocess(ctx, batch, schema)
         trained = stages.train(ctx, data, batch.sha256)
         evaluation = stages.evaluate(ctx, data, trained.model)
@@ -56,10 +56,16 @@ def train_flow(request: RunRequest) -> dict[str, Any]:
         result["status"] = "completed"
     except (stages.DataRejected, DataError) as exc:
         result.update(status="data_rejected", errors=exc.report.failures if isinstance(exc, stages.DataRejected) else exc.errors)
-    except Exception as exc:
-        result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        _close_run(ctx, result, started)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt) or processes.INTERRUPTED.is_set():  # Ctrl-C, SIGTERM: see flows.cli
+            tracking.set_tags(ctx.parent_run_id, {"pmf.status": "killed"})
+            tracking.end_run(ctx.parent_run_id, "KILLED")  # DECISIONS.md: KILLED on Ctrl-C
+        else:
+            result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            _close_run(ctx, result, started)
         raise
+    finally:
+        remove_scratch_folder(ctx.workdir)  # on every path: everything worth keeping is in MLflow
     return _close_run(ctx, result, started)
 
 
@@ -71,8 +77,8 @@ def _open_run(request: RunRequest) -> tuple[stages.RunContext, dict[str, Any]]:
                                       "pmf.data": str(request.data)})
     tracking.log_params(parent, {"data": str(request.data), "name": request.name})
     tracking.log_dict(parent, request.cfg.model_dump(mode="json"), "config.json")
-    workdir = Path(tempfile.mkdtemp(prefix=f"pmf-{request.name}-"))
-    ctx = stages.RunContext(request.name, request.cfg, experiment_id, parent, workdir, request.target, request.update_suite)
+    workdir = scratch_folder(f"pmf-{request.name}")
+    ctx = stages.RunContext.for_request(request, experiment_id, parent, workdir)
     create_link_artifact(key="mlflow-run", link=tracking.run_url(experiment_id, parent), link_text="MLflow run",
                          description=f"MLflow parent run of this flow run ({request.name})")
     result = {"status": "failed", "registered_model": request.name, "version": None, "promoted": False, "aliases": [],
@@ -97,7 +103,6 @@ def _close_run(ctx: stages.RunContext, result: dict[str, Any], started: float) -
         tracking.log_metrics(ctx.parent_run_id, result["metrics"])
     tracking.end_run(ctx.parent_run_id, "FAILED" if result["status"] == "failed" else "FINISHED")
     create_markdown_artifact(key="pmf-summary", markdown=_markdown(result), description="pmf run summary")
-    shutil.rmtree(ctx.workdir, ignore_errors=True)  # everything worth keeping is in MLflow now
     return result
 
 

@@ -1,19 +1,21 @@
 """`pmf validate`: load a batch and validate it against its dataset's suite — nothing else runs."""
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
 
 from flows import stages
+from tasks import processes
 from tasks.config import RunRequest
-from tasks.registry import tracking
 from tasks.data.load import DataError
+from tasks.registry import tracking
+from tasks.workspace import remove_scratch_folder, scratch_folder
+
+# The parent run's end state for each outcome; a valid or rejected batch is a finished validation.
+MLFLOW_STATUS = {"failed": "FAILED", "killed": "KILLED"}
 
 
 @flow(name="pmf-validate", log_prints=False)
@@ -21,8 +23,7 @@ def validate_flow(request: RunRequest) -> dict[str, Any]:
     experiment_id = tracking.ensure_experiment(request.name)
     parent = tracking.start_run(experiment_id, f"validate-{time.strftime('%Y%m%d-%H%M%S')}",
                                 tags={"pmf.kind": "validation", "prefect.flow_run_id": str(flow_run.id or "")})
-    ctx = stages.RunContext(request.name, request.cfg, experiment_id, parent, Path(tempfile.mkdtemp(prefix="pmf-validate-")),
-                            request.target, request.update_suite)
+    ctx = stages.RunContext.for_request(request, experiment_id, parent, scratch_folder("pmf-validate"))
     result: dict[str, Any] = {"name": request.name, "data": str(request.data), "mlflow_run_id": parent,
                               "prefect_flow_run_id": str(flow_run.id or "")}
     try:
@@ -33,8 +34,12 @@ def validate_flow(request: RunRequest) -> dict[str, Any]:
         result.update(status="data_rejected", **exc.report.summary(), errors=exc.report.failures)
     except DataError as exc:
         result.update(status="data_rejected", errors=exc.errors)
+    except BaseException:
+        result["status"] = "killed" if processes.INTERRUPTED.is_set() else "failed"  # Ctrl-C, SIGTERM: see flows.cli
+        raise
     finally:
-        tracking.set_tags(parent, {"pmf.status": result.get("status", "failed")})
-        tracking.end_run(parent, "FINISHED" if "status" in result else "FAILED")
-        shutil.rmtree(ctx.workdir, ignore_errors=True)
+        status = result.setdefault("status", "failed")
+        tracking.set_tags(parent, {"pmf.status": status})
+        tracking.end_run(parent, MLFLOW_STATUS.get(status, "FINISHED"))
+        remove_scratch_folder(ctx.workdir)
     return stages.to_json(result)

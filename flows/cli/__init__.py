@@ -1,15 +1,21 @@
 """The `pmf` command line: one module per command group, wired here.
 
 `run` (run, validate) · `models` (models, promote, rollback) · `serve`. Exit codes: `common`.
+However a command ends it ends here in one line and a documented exit code: an unexpected error
+(its traceback goes to PMF_HOME/logs), a workspace that refuses writes, or an interruption (Ctrl-C,
+SIGTERM, SIGHUP: the command's open MLflow runs are KILLED, its embedded server stopped; exit 1).
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from typing import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from flows.cli import models, run, serve
-from flows.cli.common import Parser
+from flows.cli.common import EXIT_FAILED, Parser, emit, failure, finish_command, interrupted
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -24,9 +30,68 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tasks import processes
+    from tasks.workspace import WorkspaceError
+
     parser, handlers = build_parser()
     args = parser.parse_args(argv)
-    return handlers[args.command](args)
+    as_json = bool(getattr(args, "json", False))
+    with _signals_as_interruptions():
+        try:
+            return handlers[args.command](args)
+        except KeyboardInterrupt as exc:
+            with _signals_ignored():
+                return interrupted(exc, as_json)
+        except WorkspaceError as exc:
+            return emit({"status": "failed", "error": str(exc)}, as_json, EXIT_FAILED)
+        except Exception as exc:  # noqa: BLE001  (the last line of defence: one line and exit 1, never a traceback)
+            if processes.INTERRUPTED.is_set():  # a library turned the interruption into an error of its own
+                with _signals_ignored():
+                    return interrupted(KeyboardInterrupt(), as_json)
+            return failure(exc, as_json)
+        finally:
+            with _signals_ignored():  # cleanup runs to its end
+                finish_command()
+
+
+INTERRUPTING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def _signals_as_interruptions() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise in the main thread as Ctrl-C does, so `finally` blocks and `main`'s
+    cleanup run instead of the process vanishing with its server and runs left behind."""
+    from tasks import processes
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; a caller in another thread keeps its own
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        processes.note_interruption(name)
+        raise processes.Interrupted(name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in INTERRUPTING_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        processes.INTERRUPTED.clear()
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in INTERRUPTING_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

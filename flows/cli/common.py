@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from typing import Any, Callable
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 # The documented exit codes (DESIGN.md): completed, anything else, usage or config error, data rejected.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
@@ -23,27 +27,138 @@ def json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow, GX and Prefect logs")
 
 
+# Commands that run Prefect flows: their embedded server is started the way flows.embedded_server says.
+FLOW_COMMANDS = {"run", "validate", "promote"}
+
+
 def prepare_environment(args: argparse.Namespace) -> None:
-    """Workspace defaults and quiet libraries; before Prefect, MLflow or GX are imported."""
+    """Workspace defaults and quiet libraries, before Prefect, MLflow or GX are imported; then make sure
+    the workspace can take writes, clean up what killed commands left, and record this one.
+
+    Raises tasks.workspace.WorkspaceError (one line naming the folder; `main` turns it into exit 1).
+    """
     import os
 
-    from tasks.workspace import configure_environment
+    from tasks import processes
+    from tasks.workspace import check_workspace, configure_environment, tracking_uri
 
     verbose = bool(getattr(args, "verbose", False))
     if verbose:
         os.environ["PMF_VERBOSE"] = "1"
-    configure_environment(verbose=verbose)
+    home = configure_environment(verbose=verbose)
+    check_workspace(home)
+    reclaim_workspace(home)
+    processes.open_record(home, str(getattr(args, "command", "")), tracking_uri())
+    if getattr(args, "command", None) in FLOW_COMMANDS:
+        from flows.embedded_server import track_embedded_server
+
+        track_embedded_server()
+
+
+def reclaim_workspace(home: Path) -> None:
+    """Close what pmf commands that died (kill -9, a crash, a reboot) left open: their MLflow runs still
+    RUNNING are set KILLED, their embedded Prefect server is stopped, their scratch folders removed."""
+    from tasks import processes
+
+    for path, record in processes.stale_records(home):
+        killed = stopped = 0
+        if record.runs:
+            from tasks.registry.tracking import close_open_runs
+
+            killed = list(close_open_runs(record.runs, "KILLED", record.tracking_uri).values()).count("+KILLED")
+        if record.servers:
+            from flows.embedded_server import stop_orphans
+
+            stopped = stop_orphans(record.servers)
+        processes.remove_folders(record)
+        path.unlink(missing_ok=True)
+        if killed or stopped:
+            print(f"pmf: cleaned up after `pmf {record.command}` (pid {record.pid}, no longer running): "
+                  f"{killed} MLflow run(s) marked KILLED, {stopped} embedded Prefect server(s) stopped", file=sys.stderr)
+
+
+def finish_command() -> None:
+    """However the command ends (short of SIGKILL): remove its scratch folders and its process record.
+
+    Its embedded Prefect server is stopped by Prefect's own exit hook, after Prefect has sent the
+    logs and events it still holds; a server a SIGKILL orphans is stopped by the next command.
+    """
+    from tasks import processes
+
+    record = processes.current()
+    if record is not None:
+        processes.remove_folders(record)
+        processes.close_record()
+
+
+def interrupted(exc: KeyboardInterrupt, as_json: bool) -> int:
+    """Ctrl-C, SIGTERM or SIGHUP: every run this command opened and left open is KILLED; exit 1 (DECISIONS)."""
+    from tasks import processes
+
+    record = processes.current()
+    killed = 0
+    if record is not None and record.runs:
+        from tasks.registry.tracking import close_open_runs
+
+        statuses = close_open_runs(record.runs, "KILLED", record.tracking_uri).values()
+        killed = sum(status.endswith("KILLED") for status in statuses)
+    name = exc.signal_name if isinstance(exc, processes.Interrupted) else processes.interrupted_by() or "SIGINT"
+    return emit({"status": "failed", "outcome": "killed", "error": f"interrupted by {name}: {killed} MLflow run(s) of this command KILLED"},
+                as_json, EXIT_FAILED)
+
+
+def failure(exc: BaseException, as_json: bool) -> int:
+    """An error nobody meant (call it while handling `exc`): runs it left open are FAILED; one line, exit 1
+    (see `emit`)."""
+    from tasks import processes
+
+    record = processes.current()
+    if record is not None and record.runs:
+        from mlflow.exceptions import MlflowException
+
+        from tasks.registry.tracking import close_open_runs
+
+        with contextlib.suppress(MlflowException, OSError):  # the store itself failed: the line below says so
+            close_open_runs(record.runs, "FAILED", record.tracking_uri)
+    return emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, as_json, EXIT_FAILED)
 
 
 def emit(result: dict[str, Any], as_json: bool, code: int, render: Callable[[dict], str] | None = None) -> int:
-    """Print a command's result (one JSON object, the rendered summary, or one error line) and return `code`."""
+    """Print a command's result (one JSON object, the rendered summary, or one error line) and return `code`.
+
+    Called for a failure (status `failed`) while an exception is being handled: a disk that refused a
+    write (full, read-only) is said as such, with the folder and its free space; any other error's
+    traceback goes to a log file under PMF_HOME/logs that the line (and the JSON's `log`) names.
+    The terminal never shows a traceback.
+    """
+    if result.get("status") == "failed" and sys.exc_info()[1] is not None:
+        result = _explain(result, sys.exc_info()[1])
     if as_json:
         print(json.dumps(result, default=str))
     elif render is not None and "error" not in result and code != EXIT_USAGE:
         print(render(result))
     else:
-        print(f"pmf: {result['status']}: {result.get('error', '')}", file=sys.stderr)
+        where = f" (details: {result['log']})" if result.get("log") else ""
+        print(f"pmf: {result['status']}: {result.get('error', '')}{where}", file=sys.stderr)
     return code
+
+
+def _explain(result: dict[str, Any], error: BaseException) -> dict[str, Any]:
+    from tasks.workspace import WorkspaceError, disk_error, disk_message, log_path, pmf_home
+
+    if isinstance(error, (KeyboardInterrupt, WorkspaceError)) or "log" in result:
+        return result  # an interruption, or a workspace problem the message already says in full
+    refused = disk_error(error)
+    if refused is not None:
+        return {**result, "error": disk_message(pmf_home(), refused)}
+    # One line: the first 300 characters of the message; the whole of it is in the log.
+    result = {**result, "error": " ".join(str(result.get("error", "")).split())[:300]}
+    try:
+        path = log_path("error")
+        path.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
+    except OSError:
+        return result  # a workspace that refuses writes: the line is all there is
+    return {**result, "log": str(path)}
 
 
 def usage_failure(message: str, as_json: bool) -> int:

@@ -8,46 +8,73 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from tasks.workspace import pmf_home, tracking_uri
+from tasks import processes
+from tasks.workspace import artifact_root, sqlite_path, tracking_uri, workspace_lock
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
+
+_prepared_stores: set[str] = set()
 
 
 def client() -> Any:
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri())
+    uri = tracking_uri()
+    if uri not in _prepared_stores:
+        _prepare_store(uri)
+        _prepared_stores.add(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def _prepare_store(uri: str) -> None:
+    """Create a SQLite store's tables once, under a workspace lock, with its default artifact root under PMF_HOME.
+
+    Two commands opening a fresh store at once would both run MLflow's migrations and one would
+    fail; MLflow would also record ./mlruns of the current folder as the Default experiment's home.
+    """
+    database = sqlite_path(uri)
+    if database is None:
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with workspace_lock("mlflow-store"):
+        store = SqlAlchemyStore(uri, artifact_root() or database.parent.joinpath("artifacts").as_uri())
+        store.engine.dispose()
 
 
 def ensure_experiment(name: str) -> str:
-    """The experiment for a dataset name; embedded stores keep artifacts under PMF_HOME."""
+    """The experiment for a dataset name; a database-backed store keeps its artifacts under PMF_HOME."""
+    from mlflow.exceptions import MlflowException
+
     mlflow_client = client()
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    root = os.environ.get("PMF_ARTIFACT_ROOT")
-    location = f"{root.rstrip('/')}/{name}" if root and not os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http") else None
+    root = artifact_root()
     try:
-        return mlflow_client.create_experiment(name, artifact_location=location)
-    except Exception:  # created concurrently by another run: use theirs
+        return mlflow_client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+    except MlflowException as exc:  # created concurrently by another run: use theirs
         experiment = mlflow_client.get_experiment_by_name(name)
         if experiment is None:
-            raise
+            raise exc from None
         return experiment.experiment_id
 
 
 def start_run(experiment_id: str, run_name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+    """Open a run; the command's process record lists it, so a kill -9 leaves nothing RUNNING for good."""
     all_tags = dict(tags or {})
     if parent_run_id:
         all_tags[PARENT_RUN_TAG] = parent_run_id
     run = client().create_run(experiment_id, run_name=run_name, tags=all_tags)
+    processes.note_run(run.info.run_id)
     return run.info.run_id
 
 
@@ -57,14 +84,37 @@ def end_run(run_id: str, status: str = "FINISHED") -> None:
 
 @contextmanager
 def stage_run(experiment_id: str, parent_run_id: str, stage: str) -> Iterator[str]:
-    """A child run for one stage: FINISHED when the block ends, FAILED if it raises."""
+    """A child run for one stage: FINISHED when the block ends, FAILED if it raises, KILLED if the
+    command was interrupted (also a stage in another thread that finishes after the interruption)."""
     run_id = start_run(experiment_id, stage, parent_run_id, {"pmf.stage": stage})
     try:
         yield run_id
-    except BaseException:
-        end_run(run_id, "FAILED")
+    except BaseException as exc:
+        # Libraries may wrap the KeyboardInterrupt a signal raised: the flag says what happened.
+        end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) or processes.INTERRUPTED.is_set() else "FAILED")
         raise
-    end_run(run_id, "FINISHED")
+    end_run(run_id, "KILLED" if processes.INTERRUPTED.is_set() else "FINISHED")
+
+
+def close_open_runs(run_ids: list[str], status: str = "KILLED", uri: str | None = None) -> dict[str, str]:
+    """End the runs among `run_ids` that are still RUNNING with `status`.
+
+    Returns each run's status afterwards, with `+` in front where this call set it (e.g. "+KILLED").
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = MlflowClient(tracking_uri=uri) if uri else client()
+    statuses = {}
+    for run_id in run_ids:
+        try:
+            statuses[run_id] = mlflow_client.get_run(run_id).info.status
+            if statuses[run_id] == "RUNNING":
+                mlflow_client.set_terminated(run_id, status=status)
+                statuses[run_id] = f"+{status}"
+        except MlflowException:
+            continue  # deleted since, or a store no longer reachable: nothing to close
+    return statuses
 
 
 def log_params(run_id: str, params: dict[str, Any]) -> None:
@@ -117,10 +167,13 @@ def _short(value: Any, limit: int = 6000) -> str:
 def register_version(model_uri: str, name: str, run_id: str, tags: dict[str, str], alias: str) -> str:
     """Create a model version with its tags and alias, or nothing: a failure deletes the half-made version."""
     mlflow_client = client()
+    from mlflow.exceptions import MlflowException
+
     try:
         mlflow_client.create_registered_model(name)
-    except Exception:
-        pass  # already exists
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # only "already registered" is expected here
+            raise
     version = mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
     try:
         _wait_ready(name, version.version)
