@@ -19,12 +19,12 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.console import CONSOLE
 from tasks.registry import datasets, tracking
-from tasks.config import PmfConfig, gates_for, primary_metric_for
+from tasks.config import PmfConfig, RunRequest, gates_for, primary_metric_for, recordable
 from tasks.model.evaluate import confusion_matrix_png, residual_plot_png, slice_metrics, task_metrics
 from tasks.model.gates import GateDecision, evaluation_gate
-from tasks.data.load import file_sha256, read_table
-from tasks.data.preprocess import Preprocessor, Split, fit_preprocessor, split_frame
-from tasks.data.schema import Schema, infer_schema
+from tasks.data.load import DataError, file_sha256, read_table
+from tasks.data.preprocess import Preprocessor, Split, check_split, fit_preprocessor, split_frame
+from tasks.data.schema import Schema, infer_schema, infer_task, label_strings, labelled_mask, non_numbers, target_problems
 from tasks.data.validate import (ValidationReport, class_balance_failures, declared_expectations, infer_expectations,
                             validate_frame)
 from tasks.workspace import pmf_home
@@ -50,6 +50,13 @@ class RunContext:
     target: str | None = None
     update_suite: bool = False
     stage_runs: dict[str, str] = field(default_factory=dict)
+    config_source: str = "defaults"
+    record_config: str | None = None
+
+    @classmethod
+    def for_request(cls, request: RunRequest, experiment_id: str, parent_run_id: str, workdir: Path) -> "RunContext":
+        return cls(request.name, request.cfg, experiment_id, parent_run_id, workdir, request.target, request.update_suite,
+                   config_source=request.config_source, record_config=request.record_config)
 
 
 @dataclass
@@ -77,29 +84,33 @@ def load_batch(path: Path) -> Batch:
 
 @task(name="validate", cache_policy=NO_CACHE)
 def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationReport, int]:
-    """Validate against the stored suite; the first batch of a name (or --update-suite) defines it."""
+    """Validate against the stored suite; the first batch of a name (or --update-suite) defines it.
+
+    Rows without a label are set aside first (and counted on the parent run as `unlabelled_rows`),
+    so a first batch is never rejected by expectations inferred from itself; a target the task
+    cannot learn from, or a split that cannot be made, is refused before any expectation runs.
+    """
     with CONSOLE.stage("validate"), tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "validate") as run_id:
         ctx.stage_runs["validate"] = run_id
         stored = None if ctx.update_suite else datasets.latest_suite(ctx.experiment_id)
-        if stored is None:
-            document = infer_suite_document(ctx, batch)
-            version = None
-        else:
-            version, document = stored
-            _check_target(ctx, document)
-        schema = Schema.from_dict(document["schema"])
-        docs_dir = ctx.workdir / "data_docs"
-        report = validate_frame(batch.frame, document["expectations"], ctx.name, docs_dir)
-        extra = class_balance_failures(batch.frame, schema, ctx.cfg.validation.min_rows_per_class)
-        report = ValidationReport(report.success and not extra, report.evaluated + 1, report.failures + extra, report.docs_dir)
+        previous = datasets.latest_suite(ctx.experiment_id) if ctx.update_suite else None
+        if stored is not None:
+            _check_target(ctx, stored[1])
+        target, task = _target_and_task(ctx, batch.frame, stored, previous)
+        frame = labelled_rows(ctx, batch.frame, target, task)
+        version, document = stored if stored else (None, infer_suite_document(ctx, frame, target, task, batch.sha256))
+        report = _run_suite(ctx, frame, document)
         if report.success and version is None:
-            version = datasets.save_suite(ctx.experiment_id, ctx.name, document)
-            CONSOLE.line(f"  inferred expectation suite v{version} from this batch ({len(document['expectations'])} expectations)")
-        tracking.log_dict(run_id, document, "suite/suite.json")
-        tracking.log_dict(run_id, {**report.summary(), "failures": report.failures}, "validation/result.json")
-        tracking.log_artifact(run_id, docs_dir, "data_docs")
-        tracking.log_metrics(run_id, {"expectations": report.evaluated, "failed_expectations": len(report.failures)})
-        tracking.log_params(run_id, {"suite_version": version or "rejected-first-batch", "data_sha256": batch.sha256, "rows": len(batch.frame)})
+            version, winner = datasets.save_suite(ctx.experiment_id, ctx.name, document, replace=ctx.update_suite)
+            if winner != document:  # another first run of this name stored its suite first: use that one
+                CONSOLE.line(f"  suite v{version} was stored meanwhile by another run; validating against it")
+                document, report = winner, _run_suite(ctx, frame, winner)
+            else:
+                CONSOLE.line(f"  inferred expectation suite v{version} from this batch ({len(document['expectations'])} expectations)")
+        if report.success and ctx.record_config:
+            _record_config(ctx)
+        schema = Schema.from_dict(document["schema"])
+        _log_validation(ctx, run_id, batch, document, report, version)
         for column, reason in schema.dropped.items():
             CONSOLE.line(f"  dropped column {column!r}: {reason}")
         CONSOLE.line(f"  {report.evaluated - len(report.failures)}/{report.evaluated} expectations passed")
@@ -109,16 +120,98 @@ def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationRep
         return schema, report, version
 
 
-def infer_suite_document(ctx: RunContext, batch: Batch) -> dict[str, Any]:
+def _target_and_task(ctx: RunContext, frame: pd.DataFrame, stored: tuple[int, dict] | None,
+                     previous: tuple[int, dict] | None) -> tuple[str, str | None]:
+    """The stored suite's target and task; when (re)defining the suite, the flags' and config's, falling
+    back to the previous suite's target (--update-suite) and inferring the task when unset."""
     from tasks.config import ConfigError
 
-    target = ctx.target or ctx.cfg.data.target
+    if stored:
+        return stored[1]["schema"]["target"], stored[1]["schema"]["task"]
+    known = previous[1]["schema"] if previous else None
+    target = ctx.target or ctx.cfg.data.target or (known or {}).get("target")
     if not target:
         raise ConfigError(f"no target column: pass --target COL the first time dataset {ctx.name!r} is seen")
+    if known and known["target"] == target and not ctx.cfg.data.task:
+        return target, known["task"]
+    if target not in frame.columns:
+        return target, ctx.cfg.data.task  # reported by the suite (or schema inference) as a missing column
+    return target, ctx.cfg.data.task or infer_task(frame[target])
+
+
+def labelled_rows(ctx: RunContext, frame: pd.DataFrame, target: str, task: str | None) -> pd.DataFrame:
+    """The rows with a usable label. Rejects (DataError) a target the task cannot learn from, more
+    unlabelled rows than `validation.max_unlabelled_share`, and classes that do not fit the split."""
+    if target not in frame.columns or task is None:
+        return frame
+    problems = target_problems(frame[target], task)
+    if problems:
+        raise DataError(problems[0]["observed"], problems)
+    mask = labelled_mask(frame[target], task)
+    unlabelled = int(len(frame) - mask.sum())
+    budget = ctx.cfg.validation.max_unlabelled_share
+    tracking.log_metrics(ctx.parent_run_id, {"unlabelled_rows": unlabelled})
+    if unlabelled > budget * len(frame):
+        observed = (f"{unlabelled:,} of {len(frame):,} rows ({unlabelled / len(frame):.1%}) have no {target!r} value"
+                    f"{' (or ±inf)' if task == 'regression' else ''}; the budget is {budget:.0%} "
+                    "(validation.max_unlabelled_share)")
+        raise DataError(observed, [{"column": target, "expectation": "unlabelled_rows_within_budget", "observed": observed,
+                                    "expected": {"max_unlabelled_share": budget}}])
+    if unlabelled:
+        CONSOLE.line(f"  set aside {unlabelled:,} row(s) without a {target!r} value ({unlabelled / len(frame):.1%}, "
+                     f"budget {budget:.0%})")
+    labelled = frame[mask]
+    classes = label_strings(labelled[target]).value_counts().to_dict() if task == "classification" else {}
+    check_split(len(labelled), classes, ctx.cfg.split.test_size, ctx.cfg.split.validation_size)
+    return labelled
+
+
+def infer_suite_document(ctx: RunContext, frame: pd.DataFrame, target: str, task: str | None, sha256: str) -> dict[str, Any]:
     data = ctx.cfg.data
-    schema = infer_schema(batch.frame, target, data.task, data.drop_columns, data.max_categories, keep_constant=ctx.cfg.train.model == "cnn")
-    expectations = infer_expectations(batch.frame, schema, ctx.cfg.validation) + declared_expectations(ctx.cfg.validation)
-    return {"name": ctx.name, "schema": schema.to_dict(), "expectations": expectations, "inferred_from_sha256": batch.sha256}
+    schema = infer_schema(frame, target, task, data.drop_columns, data.max_categories, keep_constant=ctx.cfg.train.model == "cnn")
+    expectations = infer_expectations(frame, schema, ctx.cfg.validation) + declared_expectations(ctx.cfg.validation)
+    return {"name": ctx.name, "schema": schema.to_dict(), "expectations": expectations, "inferred_from_sha256": sha256}
+
+
+def _run_suite(ctx: RunContext, frame: pd.DataFrame, document: dict) -> ValidationReport:
+    """GX on the suite plus the class balance check; numeric columns that arrived as text say so."""
+    schema = Schema.from_dict(document["schema"])
+    report = validate_frame(frame, document["expectations"], ctx.name, ctx.workdir / "data_docs")
+    extra = class_balance_failures(frame, schema, ctx.cfg.validation.min_rows_per_class)
+    failures = [_explain_text_in_numbers(f, frame, schema) for f in report.failures] + extra
+    return ValidationReport(report.success and not extra, report.evaluated + 1, failures, report.docs_dir)
+
+
+def _explain_text_in_numbers(failure: dict[str, Any], frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
+    """A numeric column that arrived as text fails its type expectation; name the values that are not numbers."""
+    column = failure.get("column")
+    numeric = set(schema.numeric) | ({schema.target} if schema.task == "regression" else set())
+    if failure["expectation"] != "expect_column_values_to_be_in_type_list" or column not in numeric or column not in frame:
+        return failure
+    bad = non_numbers(frame[column])
+    what = (f"{len(bad)} distinct value(s) are not numbers, e.g. {bad[:5]}" if bad
+            else "every value is a number written as text (check the file's quoting)")
+    return {**failure, "observed": f"numbers expected but the column arrived as text: {what}"}
+
+
+def _record_config(ctx: RunContext) -> None:
+    """Record this run's effective config with the dataset name (first run, or --update-config)."""
+    record, mine = datasets.record_config(ctx.experiment_id, recordable(ctx.cfg), ctx.record_config == "update",
+                                          ctx.config_source)
+    if mine:
+        tracking.set_tags(ctx.parent_run_id, {"pmf.config_recorded": str(record.version)})
+        CONSOLE.line(f"  recorded this run's config as {ctx.name!r} config v{record.version}")
+
+
+def _log_validation(ctx: RunContext, run_id: str, batch: Batch, document: dict, report: ValidationReport,
+                    version: int | None) -> None:
+    tracking.set_tags(ctx.parent_run_id, {"pmf.config_source": ctx.config_source})
+    tracking.log_dict(run_id, document, "suite/suite.json")
+    tracking.log_dict(run_id, {**report.summary(), "failures": report.failures}, "validation/result.json")
+    tracking.log_artifact(run_id, ctx.workdir / "data_docs", "data_docs")
+    tracking.log_metrics(run_id, {"expectations": report.evaluated, "failed_expectations": len(report.failures)})
+    tracking.log_params(run_id, {"suite_version": version or "rejected-first-batch", "data_sha256": batch.sha256,
+                                 "rows": len(batch.frame)})
 
 
 def _check_target(ctx: RunContext, document: dict) -> None:

@@ -8,6 +8,7 @@ from tasks.workspace import pmf_home, tracking_uri
 
 def render_run(result: dict[str, Any]) -> str:
     lines = [f"pmf run · {result['registered_model']} · {result['status']}", ""]
+    lines += config_lines(result)
     if result.get("stage_seconds"):
         lines.append("stages   " + "  ".join(f"{k} {v:.1f}s" for k, v in result["stage_seconds"].items()))
     if result["status"] == "data_rejected":
@@ -34,6 +35,18 @@ def render_run(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def config_lines(result: dict[str, Any]) -> list[str]:
+    """`config   recorded v1 + --set train.epochs=5` and the unlabelled rows set aside, when known."""
+    lines = []
+    if result.get("config_source"):
+        overrides = "".join(f" + --set {o}" for o in result.get("config_overrides") or [])
+        recorded = f"  (recorded as this name's config v{result['config_recorded']})" if result.get("config_recorded") else ""
+        lines.append(f"config   {result['config_source']}{overrides}{recorded}")
+    if result.get("unlabelled_rows"):
+        lines.append(f"rows     {result['unlabelled_rows']:,} without a label set aside (not trained or validated on)")
+    return lines
+
+
 def failure_line(error: dict[str, Any]) -> str:
     """`✗ body_mass_g: expect_column_values_to_be_between (min_value=1800, max_value=7200) — 5 rows (4.2%), e.g. [...]`"""
     expected = error.get("expected") or {}
@@ -55,22 +68,40 @@ def _num(value: Any) -> str:
 
 
 def _compression_table(rows: list[dict[str, Any]], metric: str) -> str:
-    head = f"  {'variant':<22}{'bytes':>10}{'gzip':>10}{'p50 ms':>9}{'p99 ms':>9}{metric:>14}  gate"
-    body = [_compression_row(r, metric) for r in rows]
+    """The compression table in 80 columns: sizes in KiB, 3-significant-digit latencies, the gate
+    mark (✓ pass, ! a warn-only rule failed, ✗ fail) and the role (shipped, reference, baseline,
+    control); under a row, each failed rule; full detail stays in --json."""
+    import textwrap
+
+    head = f"  {'variant':<21}{'size KiB':>8}{'gzip KiB':>9}{'p50 ms':>9}{'p99 ms':>9}{metric[:9]:>10} gate"
+    body = [line for r in rows for line in _compression_row(r, metric)]
     shipped = next((r for r in rows if r.get("shipped")), None)
-    why = f"shipped {shipped['variant']}: {shipped['reasons'][-1]}" if shipped and shipped.get("reasons") else ""
-    return "\n".join(["compression (measured through LiteRT on the test split; * = shipped)", head, *body, f"  {why}"])
+    decision = shipped["reasons"][-1] if shipped and shipped.get("reasons") else ""
+    why = decision if not shipped or decision.startswith(f"shipped {shipped['variant']}") else \
+        f"shipped {shipped['variant']}: {decision.removeprefix('shipped ')}"
+    notes = textwrap.wrap(why, 80, initial_indent="  ", subsequent_indent="    ")
+    if any(r.get("control") for r in rows):
+        notes.append("  control: the student trained on labels only, to compare; never shipped")
+    return "\n".join(["compression (LiteRT, test split)  gate: ✓ pass  ! warn only  ✗ fail", head, *body, *notes])
 
 
-def _compression_row(row: dict[str, Any], metric: str) -> str:
-    name = row["variant"] + (" *" if row.get("shipped") else "")
+def _compression_row(row: dict[str, Any], metric: str) -> list[str]:
+    """One variant's line, then one line per failed rule (cut at 80 columns)."""
+    from tasks.compression.gate import GATE_MARKS, format_kib, format_metric_short, format_ms, role
+
+    def fit(text: str) -> str:
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    kind = role(row)
     if row.get("error"):
-        return f"  {name:<22}failed: {row['error'][:90]}"
-    verdict = {True: "✓", False: "✗", None: "baseline"}[row.get("passed")]
-    failed = [r for r in row.get("reasons", []) if (" > " in r or ">=" in r) and not r.startswith("shipped")]
-    value = row.get("metrics", {}).get(metric)
-    return (f"  {name:<22}{row['bytes']:>10,}{row['gzip_bytes']:>10,}{row['latency_ms_p50']:>9.3f}{row['latency_ms_p99']:>9.3f}"
-            f"{'' if value is None else f'{value:.4f}':>14}  {verdict} {'; '.join(failed)}".rstrip())
+        return [fit(f"  {row['variant']:<21}✗ could not be built: {row['error']}")]
+    gate = row.get("gate") or {True: "pass", False: "fail", None: "baseline"}[row.get("passed")]
+    line = (f"  {row['variant']:<21}{format_kib(row['bytes']):>8}{format_kib(row['gzip_bytes']):>9}"
+            f"{format_ms(row['latency_ms_p50']):>9}{format_ms(row['latency_ms_p99']):>9}"
+            f"{format_metric_short(row.get('metrics', {}).get(metric)):>10} {GATE_MARKS[gate]}"
+            f"{'' if kind == 'candidate' else ' ' + kind}")
+    failed = [c for c in row.get("checks") or [] if not c["passed"]]
+    return [fit(line), *(fit(f"      {'!' if c['severity'] == 'warn' else '✗'} {c['reason']}") for c in failed)]
 
 
 def _ui_hints(result: dict[str, Any]) -> list[str]:
@@ -88,7 +119,7 @@ def _team_prefect() -> bool:
 
 
 def render_validation(result: dict[str, Any]) -> str:
-    lines = [f"pmf validate · {result['name']} · {result['status']}"]
+    lines = [f"pmf validate · {result['name']} · {result['status']}", *config_lines(result)]
     if "expectations" in result:
         lines.append(f"  {result['expectations'] - result.get('failed', 0)}/{result['expectations']} expectations passed"
                      + (f" (suite v{result['suite_version']})" if result.get("suite_version") else ""))

@@ -6,12 +6,13 @@ checked by the same rules as the file.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.compression.settings import CompressionSettings
 from tasks.registry.promotion_settings import PromotionSettings
@@ -19,6 +20,27 @@ from tasks.registry.promotion_settings import PromotionSettings
 
 class ConfigError(ValueError):
     """A configuration or usage problem: the CLI exits with code 2 and prints the message."""
+
+
+# One allow-list for dataset (and registered model) names: they become MLflow experiment and model
+# names and folder names under PMF_HOME, so nothing that could climb out of a folder ('.', '..', '/').
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAME_RULE = "1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a dataset, or None when it can."""
+    if name in (".", "..") or not NAME_PATTERN.fullmatch(name):
+        return f"invalid name {name!r}: a dataset name is {NAME_RULE}"
+    return None
+
+
+def check_name(name: str, origin: str) -> str:
+    """Return `name` if allowed; otherwise raise ConfigError naming where it came from (`--name`, a file stem...)."""
+    problem = name_problem(name)
+    if problem:
+        raise ConfigError(f"{origin}: {problem}")
+    return name
 
 
 class _Frozen(BaseModel):
@@ -46,6 +68,8 @@ class ValidationConfig(_Frozen):
     null_margin: float = Field(0.05, ge=0, le=1, description="allowed null fraction = reference null fraction + margin")
     min_rows: int = Field(20, ge=1)
     min_rows_per_class: int = Field(5, ge=1)
+    max_unlabelled_share: float = Field(0.1, ge=0, le=1, description="rows without a target value are set aside and "
+                                        "counted; a batch with a larger share of them is rejected")
     rules: tuple[ExpectationRule, ...] = ()
 
 
@@ -104,6 +128,14 @@ class PmfConfig(_Frozen):
     compression: CompressionSettings = CompressionSettings()
     promotion: PromotionSettings = PromotionSettings()
 
+    @field_validator("name")
+    @classmethod
+    def _allowed_name(cls, name: str | None) -> str | None:
+        problem = None if name is None else name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
+
 
 DEFAULT_GATES: dict[str, tuple[GateRule, ...]] = {
     "classification": (GateRule(metric="accuracy", min=0.7), GateRule(metric="f1_macro", min=0.6)),
@@ -153,10 +185,20 @@ def _deep_copy(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """The raw mapping of a YAML config file; every way the file can be unusable is a ConfigError naming it."""
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder: pass the path of a YAML file, e.g. data/penguins.yaml") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} cannot be read: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+                          f"{exc.start}): re-encode it as UTF-8") from None
+    try:
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if loaded is None:
@@ -166,9 +208,14 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def load_config(path: Path | None = None, overrides: list[str] | None = None) -> PmfConfig:
-    """Read, override and validate a config. Relative data paths resolve against the config file."""
-    raw = read_yaml(path) if path else {}
+def load_config(path: Path | None = None, overrides: list[str] | None = None, base: dict[str, Any] | None = None,
+                origin: str | None = None) -> PmfConfig:
+    """Read, override and validate a config. Relative data paths resolve against the config file.
+
+    Without `path`, `base` (a recorded config's mapping) is the starting point, else the defaults;
+    `origin` names that starting point in error messages.
+    """
+    raw = read_yaml(path) if path else _deep_copy(base or {})
     raw = apply_overrides(raw, overrides or [])
     data_path = raw.get("data", {}).get("path") if isinstance(raw.get("data"), dict) else None
     if path and data_path and not Path(data_path).is_absolute():
@@ -176,8 +223,23 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     try:
         return PmfConfig.model_validate(raw)
     except ValidationError as exc:
-        where = f"config file {path}" if path else "configuration"
+        where = f"config file {path}" if path else (origin or "configuration")
         raise ConfigError(f"{where} is invalid:\n{_describe(exc)}") from None
+
+
+# What a recorded config leaves out: the data file is per batch, and the target and task live with
+# the expectation suite's schema (so `--update-suite --target other` does not contradict the record).
+DATA_NOT_RECORDED = ("path", "target", "task")
+
+
+def recordable(cfg: PmfConfig) -> dict[str, Any]:
+    """The settings a named dataset keeps for its later batches: what the user set, not the defaults,
+    so a default that is a function of something else (gates per task, slices from data) stays one."""
+    raw = cfg.model_dump(mode="json", exclude_unset=True)
+    raw.pop("name", None)
+    data = {k: v for k, v in (raw.get("data") or {}).items() if k not in DATA_NOT_RECORDED}
+    raw.pop("data", None)
+    return {**raw, "data": data} if data else raw
 
 
 def _describe(exc: ValidationError) -> str:
@@ -200,3 +262,7 @@ class RunRequest:
     cfg: PmfConfig
     target: str | None = None
     update_suite: bool = False
+    config_source: str = "defaults"
+    overrides: tuple[str, ...] = ()
+    # "first": nothing is recorded for the name yet, record this run's config; "update": --update-config.
+    record_config: Literal["first", "update"] | None = None

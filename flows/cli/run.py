@@ -26,33 +26,86 @@ def data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.epochs=5 (repeatable)")
     parser.add_argument("--update-suite", action="store_true", help="re-infer this name's expectation suite from this batch")
+    parser.add_argument("--update-config", action="store_true",
+                        help="record this run's config (--config/--set) as the name's config for later batches")
     json_option(parser)
 
 
 def _request(args: argparse.Namespace) -> Any:
-    """Resolve config, data path, name and target from the flags; raises ConfigError on bad usage."""
+    """Resolve the name, data, config and target from the flags; raises ConfigError on bad usage.
+
+    The name is checked before anything else. Its config, in order: `--config FILE` (without
+    `--data`, the bundled penguins config); else the config recorded with the name by its first run;
+    else the defaults. `--set` and `--task` apply on top, for this run only unless `--update-config`.
+    """
     from tasks.config import ConfigError, RunRequest, load_config
 
-    config_path = args.config or (DEFAULT_CONFIG if args.data is None else None)
-    overrides = list(args.overrides)
-    if args.task:
-        overrides.append(f"data.task={args.task}")
-    cfg = load_config(config_path, overrides)
-    data = args.data or (Path(cfg.data.path) if cfg.data.path else None)
+    config_file = args.config or (DEFAULT_CONFIG if args.data is None else None)
+    overrides = [*args.overrides, *([f"data.task={args.task}"] if args.task else [])]
+    file_cfg = load_config(config_file, overrides) if config_file is not None else None
+    # A recorded config never names the data: the batch is --data, else the config file's data.path.
+    data = args.data or (Path(file_cfg.data.path) if file_cfg is not None and file_cfg.data.path else None)
     if data is None:
         raise ConfigError("no data: pass --data PATH or a --config with data.path")
+    name = _name(args, file_cfg, overrides, data)
     if not data.exists():
         raise ConfigError(f"data file {data} does not exist")
-    name = args.name or cfg.name or data.stem
-    return RunRequest(data=data.resolve(), name=_safe_name(name), cfg=cfg, target=args.target, update_suite=args.update_suite)
+    recorded = _recorded_config(name)
+    if file_cfg is not None and config_file is not None:  # --config, or the bundled example's
+        cfg = file_cfg
+        source = f"--config {config_file}" if args.config else f"bundled {config_file.relative_to(BUNDLED_DATA.parent)}"
+    elif recorded is not None:
+        cfg = load_config(None, overrides, base=recorded.document, origin=f"the config recorded with {name!r} (v{recorded.version})")
+        source = f"recorded v{recorded.version}"
+    else:
+        cfg, source = load_config(None, overrides), "defaults"
+    from tasks.data.validate import check_declared_rules  # declared GX rules are config: checked before any data is read
+    check_declared_rules(cfg.validation)
+    record = "update" if args.update_config else ("first" if recorded is None else None)
+    return RunRequest(data=data.resolve(), name=name, cfg=cfg, target=args.target, update_suite=args.update_suite,
+                      config_source=source, overrides=tuple(overrides), record_config=record)
 
 
-def _safe_name(name: str) -> str:
-    from tasks.config import ConfigError
+def _name(args: argparse.Namespace, file_cfg: Any, overrides: list[str], data: Path) -> str:
+    """--name, else the config's `name` (file or --set), else the data file's stem; all on one allow-list.
 
-    if not name or any(c in name for c in "/\\:@ ") or len(name) > 100:
-        raise ConfigError(f"invalid name {name!r}: use letters, digits, '-', '_' or '.' (no '/', ':', '@' or spaces)")
-    return name
+    A stem that fails it is not cleaned up into some other name: the user is asked for --name.
+    """
+    from tasks.config import ConfigError, apply_overrides, check_name
+
+    if args.name is not None:
+        return check_name(args.name, "--name")
+    configured = file_cfg.name if file_cfg is not None else apply_overrides({}, overrides).get("name")
+    if configured is not None:  # a config file's name was checked when the file was validated
+        return check_name(str(configured), "--set name")
+    try:
+        return check_name(data.stem, f"the data file {data.name!r}")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; pass --name NAME") from None
+
+
+def _recorded_config(name: str) -> Any:
+    """The config recorded with the name in the tracking store (None if it has none): MLflow is imported here."""
+    from tasks.registry.datasets import recorded_config
+
+    return recorded_config(name)
+
+
+def _with_run_facts(result: dict[str, Any], request: Any) -> dict[str, Any]:
+    """Which config applied, whether this run recorded it, and how many unlabelled rows were set aside
+    (the flow records the last two on its MLflow parent run)."""
+    facts: dict[str, Any] = {"config_source": request.config_source, "config_overrides": list(request.overrides),
+                             "config_recorded": None, "unlabelled_rows": None}
+    run_id = result.get("mlflow_run_id")
+    if run_id:
+        from tasks.registry.tracking import client
+
+        run = client().get_run(run_id).data
+        recorded = run.tags.get("pmf.config_recorded")
+        facts["config_recorded"] = int(recorded) if recorded else None
+        if "unlabelled_rows" in run.metrics:
+            facts["unlabelled_rows"] = int(run.metrics["unlabelled_rows"])
+    return {**result, **facts}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -78,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows.summary import render_run
 
     code = {"completed": EXIT_OK, "data_rejected": EXIT_REJECTED}.get(result["status"], EXIT_FAILED)
-    return emit(result, args.json, code, render_run)
+    return emit(_with_run_facts(result, request), args.json, code, render_run)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -99,4 +152,4 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except Exception as exc:
         return emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, args.json, EXIT_FAILED)
     code = EXIT_OK if result["status"] == "valid" else EXIT_REJECTED
-    return emit(result, args.json, code, render_validation)
+    return emit(_with_run_facts(result, request), args.json, code, render_validation)

@@ -7,13 +7,15 @@ Unknown categories encode as all zeros (the model sees "none of the known values
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tasks.data.schema import Schema, as_datetime, label_strings
+from tasks.data.load import DataError
+from tasks.data.schema import Schema, as_datetime, label_strings, labelled_mask
 
 DATE_PARTS = ("year", "month", "day", "dayofweek", "hour")
 
@@ -140,13 +142,57 @@ class Split:
         return {"rows_train": len(self.train), "rows_validation": len(self.validation), "rows_test": len(self.test)}
 
 
+def split_sizes(rows: int, test_size: float, validation_size: float) -> dict[str, int]:
+    """Rows in each split, rounded as scikit-learn rounds them (test and validation round up)."""
+    test = math.ceil(test_size * rows)
+    validation = math.ceil(validation_size * (rows - test))
+    return {"train": rows - test - validation, "validation": validation, "test": test}
+
+
+def check_split(rows: int, class_counts: dict[str, int], test_size: float, validation_size: float) -> None:
+    """Refuse a split that cannot be made before any work is done.
+
+    ConfigError (exit 2) when the split sizes leave a split empty; DataError (exit 3) when the data
+    has more classes than a split can hold or a class too small to appear in every split.
+    """
+    from tasks.config import ConfigError
+
+    sizes = split_sizes(rows, test_size, validation_size)
+    empty = [part for part, size in sizes.items() if size <= 0]
+    if empty:
+        raise ConfigError(f"split.test_size={test_size:g} and split.validation_size={validation_size:g} leave no "
+                          f"{' and no '.join(empty)} rows out of {rows} labelled rows: lower them")
+    problems = []
+    if class_counts and min(sizes.values()) < len(class_counts):
+        part = min(sizes, key=sizes.get)
+        problems.append(f"{len(class_counts)} classes but the {part} split holds only {sizes[part]} of {rows} rows: "
+                        "every class needs a row in each split (fewer classes or more rows)")
+    tiny = {label: count for label, count in class_counts.items() if count < len(sizes)}
+    if tiny:
+        problems.append(f"{len(tiny)} class(es) have fewer than {len(sizes)} rows, so they cannot appear in the train, "
+                        f"validation and test splits, e.g. {dict(list(tiny.items())[:5])}")
+    if problems:
+        raise DataError(problems[0], [{"column": None, "expectation": "classes_fit_the_split", "observed": p} for p in problems])
+
+
 def split_frame(frame: pd.DataFrame, schema: Schema, test_size: float, validation_size: float, seed: int) -> Split:
-    """Seeded split, stratified on the class for classification; rows without a target are dropped."""
+    """Seeded split, stratified on the class for classification; rows without a usable label are left out.
+
+    Raises as `check_split` does when the split cannot be made, and DataError when a class would be
+    missing from the test split (its metrics would be meaningless).
+    """
     from sklearn.model_selection import train_test_split
 
-    frame = frame[frame[schema.target].notna()]
-    stratify = label_strings(frame[schema.target]) if schema.task == "classification" else None
-    rest, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
+    frame = frame[labelled_mask(frame[schema.target], schema.task)]
+    labels = label_strings(frame[schema.target]) if schema.task == "classification" else None
+    check_split(len(frame), labels.value_counts().to_dict() if labels is not None else {}, test_size, validation_size)
+    rest, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=labels)
     stratify = label_strings(rest[schema.target]) if schema.task == "classification" else None
     train, validation = train_test_split(rest, test_size=validation_size, random_state=seed, stratify=stratify)
+    if labels is not None:
+        missing = sorted(set(labels) - set(label_strings(test[schema.target])))
+        if missing:
+            raise DataError(f"classes {missing} have too few rows to appear in the test split",
+                            [{"column": schema.target, "expectation": "classes_fit_the_split",
+                              "observed": f"classes {missing[:5]} have too few rows to appear in the test split"}])
     return Split(train, validation, test)

@@ -16,6 +16,8 @@ from tasks.data.load import DataError
 
 Task = Literal["classification", "regression"]
 DATETIME_PARSE_SHARE = 0.95  # a text column is a date/time column when this share parses as dates
+NUMBERS_AS_TEXT_SHARE = 0.9  # a text column where this share parses as numbers holds numbers stored as text
+EXAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,9 @@ def infer_task(target: pd.Series) -> Task:
     values = target.dropna()
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return "classification"
-    integral = pd.api.types.is_integer_dtype(values) or bool(np.all(np.mod(values.to_numpy(), 1) == 0))
+    numbers = values.to_numpy(dtype=np.float64)
+    numbers = numbers[np.isfinite(numbers)]  # ±inf says nothing about integrality (and warns in np.mod)
+    integral = pd.api.types.is_integer_dtype(values) or bool(np.all(np.mod(numbers, 1) == 0))
     return "classification" if integral and values.nunique() <= 20 else "regression"
 
 
@@ -92,6 +96,8 @@ def _column_role(column: pd.Series, excluded: bool, max_categories: int, keep_co
         return "dropped", "listed in data.drop_columns"
     if values.empty:
         return "dropped", "every value is missing"
+    if is_nested(values):
+        return "dropped", "nested values (lists or structs) cannot be model inputs; flatten them into columns to use them"
     numeric = pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values)
     if values.nunique() == 1 and not (keep_constant and numeric):
         return "dropped", "a single constant value carries no signal"
@@ -101,9 +107,73 @@ def _column_role(column: pd.Series, excluded: bool, max_categories: int, keep_co
         return "numeric", ""
     if pd.api.types.is_datetime64_any_dtype(values) or _parses_as_dates(values):
         return "datetime", ""
+    not_numbers = _numbers_stored_as_text(values)
+    if not_numbers:
+        return "dropped", (f"numbers stored as text: {len(not_numbers)} distinct value(s) are not numbers, e.g. "
+                           f"{not_numbers[:EXAMPLES]}; fix or blank them to use the column")
     if values.nunique() > max_categories or values.nunique() > 0.5 * len(values):
         return "dropped", f"free text or ID-like ({values.nunique()} distinct values)"
     return "categorical", ""
+
+
+def is_nested(values: pd.Series) -> bool:
+    """Lists, arrays, structs or maps in the cells (nested Parquet columns): no role fits them."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        import pyarrow as pa
+
+        kind = dtype.pyarrow_dtype
+        return pa.types.is_nested(kind)
+    if dtype != object or values.empty:
+        return False
+    return bool(values.head(100).map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray))).any())
+
+
+def _numbers_stored_as_text(values: pd.Series) -> list[str]:
+    """The distinct values that are not numbers, when most of a text column is numbers; else []."""
+    sample = values.head(1000)
+    if pd.to_numeric(sample, errors="coerce").notna().mean() < NUMBERS_AS_TEXT_SHARE:
+        return []
+    return non_numbers(values)
+
+
+def non_numbers(values: pd.Series) -> list[str]:
+    """Distinct non-missing values that do not parse as numbers (the offending ones in a numeric column)."""
+    values = values.dropna()
+    bad = values[pd.to_numeric(values, errors="coerce").isna()]
+    return [str(v) for v in bad.unique()[:100]]
+
+
+def labelled_mask(target: pd.Series, task: Task) -> pd.Series:
+    """Rows with a label to learn from: a value, and for regression a finite one (±inf cannot be learned)."""
+    mask = target.notna()
+    if task == "regression" and pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
+        mask &= np.isfinite(target.to_numpy(dtype=np.float64, na_value=np.nan))
+    return mask
+
+
+def target_problems(target: pd.Series, task: Task) -> list[dict]:
+    """Why the task cannot learn from this target column (as rejection records), or [] when it can."""
+    name = target.name
+    values = target.dropna()
+    if task == "classification" and not values.empty and (pd.api.types.is_datetime64_any_dtype(values) or _parses_as_dates(values)):
+        return [_problem(name, "target_is_not_a_date", f"{name!r} holds dates, e.g. {[str(v) for v in values.head(3)]}: "
+                         "a date cannot be a class label; choose another --target")]
+    if task != "regression":
+        return []
+    if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
+        bad = non_numbers(values)
+        if bad:
+            return [_problem(name, "target_is_numeric", f"{name!r} is a regression target but holds text: "
+                             f"{len(bad)} distinct value(s) are not numbers, e.g. {bad[:EXAMPLES]}")]
+    if not labelled_mask(pd.to_numeric(target, errors="coerce"), "regression").any():
+        return [_problem(name, "target_has_finite_values", f"{name!r} has no finite value in any row (only missing "
+                         "values or ±inf): a regression target needs numbers")]
+    return []
+
+
+def _problem(column: str, expectation: str, observed: str) -> dict:
+    return {"column": column, "expectation": expectation, "observed": observed}
 
 
 def _parses_as_dates(values: pd.Series) -> bool:

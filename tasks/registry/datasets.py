@@ -1,40 +1,141 @@
-"""What the store keeps about a named dataset: its expectation suite versions (and, later, its config).
+"""What the store keeps about a named dataset: its expectation suite and its config, each versioned.
 
-Stored in the tracking store, so every machine sharing it finds them; a copy under PMF_HOME.
+Both live in the tracking store (a run of the dataset's experiment tagged `pmf.kind=suite` or
+`pmf.kind=config`, the document as an artifact), so every machine sharing the store finds them.
+
+Creating a version is compare-and-set: a writer publishes its candidate for version N, then looks
+at every live candidate for N; the earliest created wins, the others delete theirs and use the
+winner's document. Two first runs of a new name therefore agree on one suite v1. Readers apply the
+same rule, so what a later run reads is what the race's winner wrote.
 """
 from __future__ import annotations
 
 import json
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tasks.registry.tracking import client, end_run, log_dict, start_run
 from tasks.workspace import pmf_home
 
 SUITE_KIND = "suite"
+CONFIG_KIND = "config"
+# A candidate still RUNNING after this long was left by a killed writer (writing takes well under a second).
+STALE_WRITER_S = 60.0
+POLL_S = 0.2
+MAX_UPDATE_ATTEMPTS = 5
 
+
+@dataclass(frozen=True)
+class Record:
+    """One stored version of a dataset's suite or config."""
+
+    version: int
+    document: dict[str, Any]
+    run_id: str
 
 
 def latest_suite(experiment_id: str) -> tuple[int, dict] | None:
     """(version, suite document) of the newest stored suite for this dataset, or None."""
-    runs = client().search_runs([experiment_id], filter_string=f"tags.`pmf.kind` = '{SUITE_KIND}'",
-                                order_by=["attributes.start_time DESC"], max_results=20)
+    record = latest(experiment_id, SUITE_KIND)
+    return (record.version, record.document) if record else None
+
+
+def save_suite(experiment_id: str, name: str, document: dict, replace: bool = False) -> tuple[int, dict]:
+    """Store `document` as the dataset's suite; returns the (version, document) now in force.
+
+    `replace=False` (a first batch): version 1 is created once; if another run created it first,
+    its suite is returned instead of ours. `replace=True` (--update-suite): a new version after the
+    newest one. A local copy goes under PMF_HOME/suites/NAME.
+    """
+    record, _ = publish(experiment_id, SUITE_KIND, document, replace)
+    local = pmf_home() / "suites" / _folder_name(name) / f"v{record.version}.json"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_text(json.dumps(record.document, indent=1), encoding="utf-8")
+    return record.version, record.document
+
+
+def recorded_config(name: str) -> Record | None:
+    """The config recorded with dataset `name` (newest version), or None when the name has none yet."""
+    experiment = client().get_experiment_by_name(name)
+    if experiment is None or experiment.lifecycle_stage != "active":
+        return None
+    return latest(experiment.experiment_id, CONFIG_KIND)
+
+
+def record_config(experiment_id: str, document: dict, replace: bool, source: str) -> tuple[Record, bool]:
+    """Record a dataset's config; returns (the record in force, whether it is this call's document)."""
+    return publish(experiment_id, CONFIG_KIND, document, replace, {"pmf.config_source": source})
+
+
+def latest(experiment_id: str, kind: str) -> Record | None:
+    """The newest version of `kind`, as the compare-and-set decided it; None when there is none."""
+    runs = _live_runs(experiment_id, kind)
     if not runs:
         return None
-    newest = max(runs, key=lambda r: int(r.data.tags.get("pmf.suite_version", "0")))
+    newest = max(_version(r) for r in runs)
+    return _settled(experiment_id, kind, newest)
+
+
+def publish(experiment_id: str, kind: str, document: dict, replace: bool,
+            tags: dict[str, str] | None = None) -> tuple[Record, bool]:
+    """Compare-and-set a new version of `kind` (see the module docstring).
+
+    Returns the record in force and whether it is the one this call wrote.
+    """
+    for _ in range(MAX_UPDATE_ATTEMPTS):
+        current = latest(experiment_id, kind)
+        if current is not None and not replace:
+            return current, False  # created meanwhile by another run: theirs is the one
+        version = (current.version if current else 0) + 1
+        run_id = start_run(experiment_id, f"{kind}-v{version}",
+                           tags={"pmf.kind": kind, f"pmf.{kind}_version": str(version), **(tags or {})})
+        log_dict(run_id, document, f"{kind}/{kind}.json")
+        end_run(run_id)
+        winner = _settled(experiment_id, kind, version)
+        if winner.run_id == run_id:
+            return winner, True
+        client().delete_run(run_id)  # lost the race: our candidate must not linger as a second vN
+        if not replace:
+            return winner, False
+    raise RuntimeError(f"could not store a new {kind} version: {MAX_UPDATE_ATTEMPTS} concurrent updates won before this one")
+
+
+def _settled(experiment_id: str, kind: str, version: int) -> Record:
+    """The winner among the live candidates for `version`, once its document is fully written."""
+    while True:
+        candidates = sorted((r for r in _live_runs(experiment_id, kind) if _version(r) == version),
+                            key=lambda r: (r.info.start_time, r.info.run_id))
+        if not candidates:
+            raise RuntimeError(f"{kind} v{version} disappeared while it was being read")
+        winner = candidates[0]
+        if winner.info.status == "FINISHED":
+            return Record(version, _document(winner.info.run_id, kind), winner.info.run_id)
+        time.sleep(POLL_S)  # the winner is still writing its document (a fraction of a second)
+
+
+def _live_runs(experiment_id: str, kind: str) -> list[Any]:
+    """Candidates that count: finished ones, and ones still being written (not those a killed writer left)."""
+    runs = client().search_runs([experiment_id], filter_string=f"tags.`pmf.kind` = '{kind}'", max_results=1000)
+    now_ms = time.time() * 1000
+    return [r for r in runs if r.info.status == "FINISHED"
+            or (r.info.status == "RUNNING" and now_ms - r.info.start_time < STALE_WRITER_S * 1000)]
+
+
+def _version(run: Any) -> int:
+    return int(run.data.tags.get(f"pmf.{run.data.tags['pmf.kind']}_version", "0"))
+
+
+def _document(run_id: str, kind: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
-        path = client().download_artifacts(newest.info.run_id, "suite/suite.json", folder)
-        return int(newest.data.tags["pmf.suite_version"]), json.loads(Path(path).read_text(encoding="utf-8"))
+        path = client().download_artifacts(run_id, f"{kind}/{kind}.json", folder)
+        return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def save_suite(experiment_id: str, name: str, document: dict) -> int:
-    """Store a new suite version (a run tagged pmf.kind=suite) and a local copy under PMF_HOME."""
-    current = latest_suite(experiment_id)
-    version = (current[0] if current else 0) + 1
-    run_id = start_run(experiment_id, f"suite-v{version}", tags={"pmf.kind": SUITE_KIND, "pmf.suite_version": str(version)})
-    log_dict(run_id, document, "suite/suite.json")
-    end_run(run_id)
-    local = pmf_home() / "suites" / name / f"v{version}.json"
-    local.parent.mkdir(parents=True, exist_ok=True)
-    local.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    return version
+def _folder_name(name: str) -> str:
+    """The suites folder of `name`; names are checked at the CLI, this guards every other caller."""
+    from tasks.config import check_name
+
+    return check_name(name, "dataset name")

@@ -57,3 +57,50 @@ def test_gate_rule_needs_exactly_one_bound():
 def test_cnn_requires_image_shape():
     with pytest.raises(ConfigError, match="image_shape"):
         load_config(None, ["train.model=cnn"])
+
+
+@pytest.mark.parametrize("name", ["..", ".", "-x", "a/b", "a b", "x" * 101, "", "naïve", "a:b", "a@b"])
+def test_names_outside_the_allow_list_are_refused(name):
+    from tasks.config import check_name
+
+    with pytest.raises(ConfigError, match=r"--name: invalid name"):
+        check_name(name, "--name")
+
+
+@pytest.mark.parametrize("name", ["penguins", "sales_2026.v2", "A-1", "x" * 100])
+def test_names_on_the_allow_list_pass(name):
+    from tasks.config import check_name
+
+    assert check_name(name, "--name") == name
+
+
+def test_config_name_is_checked_against_the_allow_list(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: ../../etc\n")
+    with pytest.raises(ConfigError, match=r"config file .* is invalid:\n  - name: .*invalid name '\.\./\.\./etc'"):
+        load_config(path)
+
+
+def test_config_path_that_is_a_folder_names_it(tmp_path):
+    with pytest.raises(ConfigError, match=rf"config file {tmp_path} is a folder"):
+        load_config(tmp_path)
+
+
+def test_config_that_is_not_utf8_names_the_byte(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes("train:\n  epochs: 5 # café\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9 at position 24\): re-encode it as UTF-8"):
+        load_config(path)
+
+
+def test_recordable_config_keeps_what_was_set_but_not_the_batch(tmp_path):
+    from tasks.config import recordable
+
+    cfg = load_config(DATA / "penguins.yaml", ["train.epochs=7"])
+    recorded = recordable(cfg)
+    assert "name" not in recorded and set(recorded["data"]) == {"slice_columns"}
+    assert recorded["train"]["epochs"] == 7 and recorded["primary_metric"] == "accuracy"
+    assert "auto_promote" not in recorded["promotion"]  # defaults stay defaults
+    again = load_config(None, [], base=recorded)
+    assert again.gates == cfg.gates and again.promotion == cfg.promotion and again.train == cfg.train
+    assert again.data.slice_columns == ("island", "sex") and again.data.path is None and again.data.target is None

@@ -77,3 +77,39 @@ def test_regression_target_is_standardized_and_decoded_back():
 def test_date_columns_become_numeric_parts(fitted):
     frame, pre = fitted
     assert "signup.hour" in pre.feature_names and "signup.month" in pre.feature_names
+
+
+def test_split_sizes_follow_scikit_learn_rounding():
+    from sklearn.model_selection import train_test_split
+
+    from tasks.data.preprocess import split_sizes
+
+    for rows, test_size, validation_size in [(344, 0.2, 0.2), (21, 0.33, 0.1), (1000, 0.05, 0.5)]:
+        rest, test = train_test_split(np.arange(rows), test_size=test_size)
+        train, validation = train_test_split(rest, test_size=validation_size)
+        assert split_sizes(rows, test_size, validation_size) == {"train": len(train), "validation": len(validation), "test": len(test)}
+
+
+def test_split_sizes_that_leave_no_rows_are_a_config_error_naming_the_settings():
+    from tasks.config import ConfigError
+
+    frame = pd.DataFrame({"x": np.arange(50.0), "y": np.linspace(0, 1, 50)})
+    schema = infer_schema(frame, "y", "regression")
+    with pytest.raises(ConfigError, match=r"split.test_size=0.99 and split.validation_size=0.2 leave no train and no validation rows out of 50 labelled rows"):
+        split_frame(frame, schema, 0.99, 0.2, seed=0)
+
+
+def test_more_classes_than_the_test_split_holds_is_a_data_rejection():
+    from tasks.data.load import DataError
+
+    frame = pd.DataFrame({"x": np.arange(60.0), "y": [f"c{i}" for i in range(20)] * 3})
+    schema = infer_schema(frame, "y", "classification")
+    with pytest.raises(DataError, match=r"20 classes but the validation split holds only 10 of 60 rows"):
+        split_frame(frame, schema, 0.2, 0.2, seed=0)
+
+
+def test_rows_without_a_usable_label_are_left_out_of_every_split():
+    frame = pd.DataFrame({"x": np.arange(100.0), "y": np.r_[np.linspace(0, 1, 96), [np.nan, np.inf, -np.inf, np.nan]]})
+    split = split_frame(frame, infer_schema(frame, "y", "regression"), 0.2, 0.2, seed=0)
+    assert sum(split.sizes().values()) == 96
+    assert all(np.isfinite(part["y"]).all() for part in (split.train, split.validation, split.test))
