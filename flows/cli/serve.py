@@ -1,12 +1,16 @@
-"""`pmf serve`: the REST server for `models:/NAME@alias` (the server itself: tasks.serving.server)."""
+"""`pmf serve`: the REST server for `models:/NAME@alias` (the server itself: tasks.serving.server).
+
+Exit codes: 0 after a normal stop (SIGINT/SIGTERM), 2 for usage errors (bad flags, unknown model or
+version, port in use, a non-loopback --host without a token or --insecure), 1 for a refused model
+(integrity) or a registry that cannot be read.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import Callable
 
-from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, prepare_environment
-from flows.cli.models import check_model
+from flows.cli.common import EXIT_FAILED, EXIT_USAGE, prepare_environment
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -20,23 +24,21 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
 
 def cmd_serve(args: argparse.Namespace) -> int:
     prepare_environment(args)
-    from tasks.registry.lifecycle import list_models
-    from tasks.serving.package import IntegrityError
-    from tasks.serving.server import serve
+    from tasks.serving.server import ServeRequest, run_serve
 
     name = args.name
     if name is None:
-        names = [m["name"] for m in list_models()]
+        from mlflow.exceptions import MlflowException
+
+        from tasks.registry.lifecycle import list_models
+
+        try:
+            names = [m["name"] for m in list_models()]
+        except MlflowException as exc:
+            print(f"pmf serve: failed: cannot read the model registry: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+            return EXIT_FAILED
         if len(names) != 1:
             print(f"pmf: usage_error: name the model to serve (registered: {', '.join(names) or 'none'})", file=sys.stderr)
             return EXIT_USAGE
         name = names[0]
-    if problem := check_model(name, args.version):
-        print(f"pmf: usage_error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        serve(name, args.alias, args.version, args.host, args.port, args.watch_interval, args.max_rows, not args.no_prediction_log)
-    except (IntegrityError, LookupError) as exc:
-        print(f"pmf serve: refused: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, LookupError) else EXIT_FAILED
-    return EXIT_OK
+    return run_serve(ServeRequest.from_args(name, args))

@@ -9,7 +9,7 @@ import orjson
 
 from tasks.registry import lifecycle
 from tests.registry.store import NAME
-from tests.server.test_server import Server
+from tests.support.serving import Server
 
 ROW = {"island": "Biscoe", "bill_length_mm": 47.0, "bill_depth_mm": 15.0, "flipper_length_mm": 215, "body_mass_g": 5200,
        "sex": "male", "year": 2008}

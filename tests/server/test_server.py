@@ -1,11 +1,7 @@
 """`pmf serve` as a user meets it: a real server process on a socket, serving a real registry."""
 from __future__ import annotations
 
-import http.client
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,55 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.registry import lifecycle, tracking
-from tasks.registry.promotion import free_port, load_heldout, load_verified
+from tasks.registry.promotion import load_heldout, load_verified
 from tests.registry.store import NAME, fresh_copy
+from tests.support.serving import PENGUIN, Server
 
 COLUMNS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year", "island", "sex"]
-
-
-class Server:
-    """`python -m tasks.serving.server` in a fresh process; stopped (and its stderr kept) at the end."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.stderr = tempfile.TemporaryFile()
-        command = [sys.executable, "-m", "tasks.serving.server", NAME, "--port", str(self.port), *args]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.stderr, env={**os.environ, **(env or {})})
-
-    def wait_ready(self, timeout_s: float = 60) -> "Server":
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"server exited: {self.output()}"
-            try:
-                if self.get("/health")[0] == 200:
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"server not ready: {self.output()}")
-
-    def connection(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-
-    def get(self, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
-        conn = self.connection()
-        conn.request("GET", path, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-
-    def post(self, body: bytes | dict, headers: dict | None = None, conn: http.client.HTTPConnection | None = None) -> tuple[int, dict, dict]:
-        conn = conn or self.connection()
-        data = body if isinstance(body, bytes) else orjson.dumps(body)
-        conn.request("POST", "/invocations", body=data, headers={"Content-Type": "application/json", **(headers or {})})
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, orjson.loads(response.read())
-
-    def output(self) -> str:
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors="replace")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +53,8 @@ def test_predictions_match_the_pipeline_in_every_format_and_name_the_version(ser
 def test_health_metadata_and_docs(served):
     server, _ = served
     status, headers, body = server.get("/health")
-    assert status == 200 and json.loads(body)["status"] == "ready"
+    assert status == 200 and json.loads(body) == {"status": "alive", "model": NAME, "version": "1"}
+    assert server.get_json("/ready") == (200, {"status": "ready", "serving": "1", "alias": "production", "alias_points_to": "1"})
     status, _, body = server.get("/metadata")
     meta = json.loads(body)
     assert status == 200 and (meta["name"], meta["version"], meta["alias"]) == (NAME, "1", "production")
@@ -133,8 +86,9 @@ def test_every_prediction_is_logged_without_blocking(served):
     while time.monotonic() < deadline and not (log.exists() and "Dream" in log.read_text()):
         time.sleep(0.1)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    last = [entry for entry in lines if entry["inputs"]["island"] == "Dream"][-1]
-    assert last["version"] == "1" and last["model"] == NAME and last["prediction"] and last["time"]
+    last = [entry for entry in lines if entry["row"]["island"] == "Dream"][-1]
+    assert set(last) == {"ts", "version", "row", "prediction"}
+    assert last["version"] == "1" and last["prediction"] in ("Adelie", "Chinstrap", "Gentoo")
 
 
 def _dumps(value) -> bytes:
@@ -168,16 +122,23 @@ def test_fuzzed_bodies_never_5xx_and_every_4xx_names_its_field(served, body):
         assert len(payload["predictions"]) >= 1
 
 
-def test_a_bearer_token_is_required_when_configured(served):
+def test_a_bearer_token_guards_every_path_but_health_with_one_401_format(served):
     server = Server("--no-prediction-log", env={"PMF_SERVE_TOKEN": "s3cret"}).wait_ready()
     try:
-        body = {"inputs": {"island": "Dream", "bill_length_mm": 50.0, "bill_depth_mm": 19.0, "flipper_length_mm": 196,
-                           "body_mass_g": 3800, "sex": "female", "year": 2009}}
-        status, _, error = server.post(body)
-        assert status == 401 and error["field"] == "Authorization"
-        assert server.post(body, {"Authorization": "Bearer wrong"})[0] == 401
+        body = {"inputs": PENGUIN}
+        status, headers, error = server.post(body)
+        assert status == 401 and headers["www-authenticate"] == "Bearer"
+        assert set(error) == {"error_code", "message", "field"} and error["field"] == "Authorization"
+        for path in ("/docs", "/redoc", "/openapi.json", "/metadata", "/ready", "/ping", "/no-such-page"):
+            status, headers, payload = server.get(path)
+            assert (status, headers["www-authenticate"], json.loads(payload)) == (401, "Bearer", error), path
+            assert server.get(path, {"Authorization": "Bearer wrong"})[0] == 401, path
+            assert server.get(path, {"Authorization": "Basic czNjcmV0"})[0] == 401, path
+        assert server.post(body, {"Authorization": "Bearer wrong"})[:3:2] == (401, error)
         assert server.post(body, {"Authorization": "Bearer s3cret"})[0] == 200
-        assert server.get("/metadata")[0] == 401
+        for path in ("/docs", "/redoc", "/openapi.json", "/metadata", "/ready"):
+            assert server.get(path, {"Authorization": "Bearer s3cret"})[0] == 200, path
+        assert server.get("/health")[0] == 200  # liveness probes carry no token
         assert "bearer token required" in server.output()
     finally:
         server.stop()
@@ -186,5 +147,5 @@ def test_a_bearer_token_is_required_when_configured(served):
 def test_a_version_whose_file_does_not_match_its_sha256_is_refused(served):
     tracking.client().set_model_version_tag(NAME, "2", "pmf.sha256", "0" * 64)
     server = Server("--version", "2")
-    assert server.process.wait(60) == 2
-    assert "SHA-256" in server.output()
+    assert server.exit_code() == 1  # a refused model is not a usage error
+    assert "SHA-256" in server.output() and "Traceback" not in server.output()
