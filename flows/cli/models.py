@@ -1,21 +1,30 @@
 """Registry subcommands: `pmf models`, `pmf promote`, `pmf rollback`.
 
-Exit codes: 0 done; 1 refused by a check (the reasons are printed) or anything else;
-2 usage error (unknown model or version, bad flag).
+Exit codes: 0 done; 1 refused by a check (the reasons are printed), a tracking server that cannot
+be reached, or anything else; 2 usage or configuration error (unknown model or version, bad flag,
+a stored config that does not parse). Every failure is one line, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+import functools
+import os
 from typing import Any, Callable
 
 from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit, json_option, prepare_environment
+
+# A registry command against a tracking server that is down must fail in seconds, not after MLflow's
+# default 7 retries with exponential back-off (~4 minutes). The user's own settings win.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+PROBE_TIMEOUT_S = 5.0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
     models = commands.add_parser("models", help="registered models: versions, aliases, key metrics, promotion history")
     models.add_argument("name", nargs="?", help="one registered model (default: all)")
+    models.add_argument("--unlock", action="store_true",
+                        help="remove NAME's promotion lock (left by a promotion whose process is gone)")
     json_option(models)
 
     promote = commands.add_parser("promote", help="gated alias move: infra check (staging), + champion gate (production)")
@@ -36,37 +45,121 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     rollback.add_argument("--reason", default="rollback")
     json_option(rollback)
 
-    return {"models": cmd_models, "promote": cmd_promote, "rollback": cmd_rollback}
+    return {"models": registry_command(cmd_models), "promote": registry_command(cmd_promote),
+            "rollback": registry_command(cmd_rollback)}
 
 
+def registry_command(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a registry command with short HTTP retries; a tracking server that cannot be reached, and any
+    error MLflow reports, end in one line and exit 1."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from tasks.workspace import WorkspaceError
+
+        for key, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        try:
+            prepare_environment(args)
+        except WorkspaceError as exc:
+            return emit({"status": "failed", "error": str(exc)}, args.json, EXIT_FAILED, str)
+        if problem := unreachable_server():
+            return emit({"status": "failed", "error": problem}, args.json, EXIT_FAILED, str)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return command(args)
+        except (MlflowException, OSError) as exc:  # OSError covers requests' connection errors
+            return emit({"status": "failed", "error": failure_line(exc)}, args.json, EXIT_FAILED, str)
+
+    return run
+
+
+def unreachable_server() -> str | None:
+    """Why the tracking server cannot be reached (connection refused, timed out), or None: any HTTP answer,
+    even an error, means it is up. Stores that are not servers (SQLite, PostgreSQL) are not probed."""
+    import urllib.error
+    import urllib.request
+
+    from tasks.workspace import tracking_uri
+
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return server_down_line(uri, str(reason))
+
+
+def server_down_line(uri: str, reason: str) -> str:
+    return (f"the MLflow tracking server at {uri} is not reachable ({reason}): start it (`pmf server start`) "
+            "or point MLFLOW_TRACKING_URI at a running one")
+
+
+def failure_line(exc: BaseException) -> str:
+    from tasks.registry.lifecycle import store_unreachable
+    from tasks.workspace import tracking_uri
+
+    if store_unreachable(exc):
+        return server_down_line(tracking_uri(), "the connection failed during the command")
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
 
 
 def check_model(name: str, version: str | None = None) -> str | None:
-    """A usage error message when the model (or version) does not exist."""
-    from tasks.registry import tracking
+    """A usage error message when the model (or version) does not exist; any other store error is raised."""
+    from mlflow.exceptions import MlflowException
+
+    from tasks.registry import lifecycle, tracking
 
     try:
-        tracking.client().get_registered_model(name)
-    except Exception:
-        return f"no registered model named {name!r} (see `pmf models`)"
+        model = tracking.client().get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return f"no registered model named {name!r} (see `pmf models`)"
+        raise
+    if lifecycle.is_lock(model):
+        return f"{name!r} is a promotion lock, not a model (see `pmf models`)"
     if version is not None:
         try:
             tracking.client().get_model_version(name, version)
-        except Exception:
-            return f"{name} has no version {version!r}"
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return f"{name} has no version {version!r}"
+            raise
     return None
 
 
 # ---- models -------------------------------------------------------------------------------------
 
 def cmd_models(args: argparse.Namespace) -> int:
-    prepare_environment(args)
     from tasks.registry.lifecycle import list_models
 
+    if args.unlock and not args.name:
+        return emit({"status": "usage_error", "error": "--unlock needs the model's NAME"}, args.json, EXIT_USAGE, str)
     if args.name and (problem := check_model(args.name)):
         return emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
+    if args.unlock:
+        return _unlock(args)
     models = list_models(args.name)
     return emit({"status": "ok", "models": models}, args.json, EXIT_OK, render_models)
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    from tasks.registry.lifecycle import break_lock
+
+    holder = break_lock(args.name)
+    if holder is None:
+        return emit({"status": "not_locked", "name": args.name, "lock": None}, args.json, EXIT_OK,
+                    lambda r: f"{args.name}: no promotion lock is held")
+    return emit({"status": "unlocked", "name": args.name, "lock": holder}, args.json, EXIT_OK,
+                lambda r: f"{args.name}: removed the promotion lock held by {holder['actor']} (pid {holder['pid']} on "
+                          f"{holder['host']}) since {holder['since']}")
 
 
 def render_models(result: dict[str, Any]) -> str:
@@ -82,6 +175,10 @@ def render_models(result: dict[str, Any]) -> str:
         if model["history"]:
             lines.append("  history (newest first):")
         for move in reversed(model["history"]):
+            if move.get("unreadable"):
+                lines.append(f"  #{move['seq'] if move['seq'] is not None else '?':<3} unreadable record "
+                             f"{move['key']} ({move['error']}): {move['raw'][:80]!r}")
+                continue
             arrow = f"v{move['from_version']} -> v{move['to_version']}" if move["from_version"] else f"-> v{move['to_version']}"
             flags = " [forced]" if move.get("forced") else ""
             lines.append(f"  #{move['seq']:<3} {move['time']}  {move['actor']:<10} @{move['alias']:<10} {arrow:<14} "
@@ -93,25 +190,29 @@ def render_models(result: dict[str, Any]) -> str:
 # ---- promote ------------------------------------------------------------------------------------
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    prepare_environment(args)
     if problem := check_model(args.name, args.version):
         return emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
     if args.approve or args.reject:
         return _answer_approval(args)
     from pydantic import ValidationError
 
-    from tasks.registry.promotion import settings_for_version
+    from tasks.registry.lifecycle import RegistryError
+    from tasks.registry.promotion import StoredConfigError, settings_for_version, settings_problems
+    from tasks.serving.package import IntegrityError
 
     try:
         settings = settings_for_version(args.name, args.version, champion_margin=args.margin)
-    except ValidationError as exc:
+    except StoredConfigError as exc:
         return emit({"status": "usage_error", "error": str(exc)}, args.json, EXIT_USAGE, str)
+    except ValidationError as exc:  # only the flags are checked here: the stored settings were valid
+        return emit({"status": "usage_error", "error": settings_problems(exc).replace("promotion.champion_margin", "--margin")},
+                    args.json, EXIT_USAGE, str)
     from flows.promote_flow import promote_flow
 
     try:
         result = promote_flow(args.name, args.version, args.to, settings, args.reason, args.force)
-    except Exception as exc:
-        return emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, args.json, EXIT_FAILED, str)
+    except (RegistryError, IntegrityError) as exc:  # lock not obtained, production's package tampered with
+        return emit({"status": "failed", "error": str(exc)}, args.json, EXIT_FAILED, str)
     result["status"] = "promoted" if result["promoted"] else "not_promoted"
     return emit(result, args.json, EXIT_OK if result["promoted"] else EXIT_FAILED, render_promotion)
 
@@ -150,14 +251,14 @@ def _rule(result: dict[str, Any]) -> str:
 # ---- rollback -----------------------------------------------------------------------------------
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    prepare_environment(args)
     if problem := check_model(args.name, args.to_version):
         return emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
     from tasks.registry.lifecycle import RegistryError, aliases, rollback
+    from tasks.serving.package import IntegrityError
 
     try:
         record = rollback(args.name, args.to_version, args.reason)
-    except RegistryError as exc:
+    except (RegistryError, IntegrityError) as exc:  # nothing to roll back to, the lock, a tampered target
         return emit({"status": "refused", "error": str(exc)}, args.json, EXIT_FAILED, str)
     result = {"status": "rolled_back", "name": args.name, "move": record, "aliases": aliases(args.name)}
     return emit(result, args.json, EXIT_OK,

@@ -1,6 +1,7 @@
 """Promotion: infra check → `staging` → champion/challenger gate → `production`.
 
-- Infra check: the candidate's model file is verified against its `pmf.sha256` tag, served by the
+- Infra check: the candidate's package is verified (every file against its manifest, the manifest
+  against the version's `pmf.manifest_sha256` tag; tasks.registry.fetch), served by the
   real server (`python -m tasks.serving.server`) in a fresh process on a free port, warmed up and sent
   canary rows from the held-out split; the answers must equal the pipeline's own predictions.
 - Champion gate: candidate and current production are scored on the same held-out rows (the
@@ -10,6 +11,9 @@
 Every check is reported (value, threshold, passed) like the evaluation gate; a failed check moves
 no further alias. `force=True` moves the alias past failed gates (never past a SHA-256 mismatch)
 and records that it did.
+
+One promotion downloads and verifies each version once (candidate, champion, held-out rows) and
+hands the verified digest to the alias moves, which check it against the registry again.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from tasks.registry import lifecycle, tracking
 from tasks.model.evaluate import HIGHER_IS_BETTER, slice_metrics, task_metrics
 from tasks.model.gates import GateResult
 from tasks.registry.promotion_settings import PromotionSettings
-from tasks.registry.fetch import load_verified
+from tasks.registry.fetch import fetch_verified, load_verified
 from tasks.serving.package import IntegrityError, PackagedModel
 
 HELDOUT_ARTIFACT = "heldout/test.parquet"
@@ -74,13 +78,17 @@ def load_heldout(name: str, version: str, folder: Path) -> pd.DataFrame:
 
 # ---- infra check --------------------------------------------------------------------------------
 
-def infra_check(name: str, version: str, settings: PromotionSettings, heldout: pd.DataFrame | None = None) -> CheckReport:
-    """Serve `version` in a fresh process and check it answers the canaries as the pipeline does."""
+def infra_check(name: str, version: str, settings: PromotionSettings, heldout: pd.DataFrame | None = None,
+                model: PackagedModel | None = None) -> CheckReport:
+    """Serve `version` in a fresh process and check it answers the canaries as the pipeline does.
+
+    `model`: the version already loaded through `load_verified` by the caller (not downloaded again)."""
     with tempfile.TemporaryDirectory(prefix="pmf-infra-") as tmp:
-        try:
-            model = load_verified(name, version, Path(tmp))
-        except IntegrityError as exc:
-            return CheckReport("infra_check", (GateResult("sha256_match", 0.0, 1.0, ">=", False),), (f"infra_check: {exc}",))
+        if model is None:
+            try:
+                model = load_verified(name, version, Path(tmp))
+            except IntegrityError as exc:
+                return integrity_failure(exc)
         if heldout is None:
             heldout = load_heldout(name, version, Path(tmp))
         canary = heldout[model.input_columns].head(settings.canary_rows).reset_index(drop=True)
@@ -97,6 +105,10 @@ def infra_check(name: str, version: str, settings: PromotionSettings, heldout: p
     errors = () if served_version_header == str(version) else \
         (f"infra_check: the server answered as version {served_version_header!r}, expected {version}",)
     return CheckReport("infra_check", results, errors, {"canary_rows": len(canary), "ready_seconds": round(ready_s, 3)})
+
+
+def integrity_failure(exc: IntegrityError) -> CheckReport:
+    return CheckReport("infra_check", (GateResult("sha256_match", 0.0, 1.0, ">=", False),), (f"infra_check: {exc}",))
 
 
 class InfraError(RuntimeError):
@@ -239,18 +251,46 @@ def _delta(new: float | None, old: float | None) -> float | None:
     return new - old
 
 
-def run_champion_gate(name: str, version: str, settings: PromotionSettings) -> tuple[CheckReport, str | None]:
-    """Fetch candidate, current production and held-out rows, and compare. Returns (report, champion version)."""
+class VersionCache:
+    """Versions of one model downloaded and verified once per promotion, with the candidate's held-out rows."""
+
+    def __init__(self, name: str, folder: Path):
+        self.name, self.folder = name, folder
+        self.models: dict[str, tuple[PackagedModel, str]] = {}
+        self.heldouts: dict[str, pd.DataFrame] = {}
+
+    def model(self, version: str) -> PackagedModel:
+        """The verified package of `version` (IntegrityError when it is not the registered one)."""
+        if version not in self.models:
+            self.models[version] = fetch_verified(self.name, version, self.folder / f"v{version}")
+        return self.models[version][0]
+
+    def digest(self, version: str) -> str:
+        """The manifest digest `version` was verified against."""
+        self.model(version)
+        return self.models[version][1]
+
+    def heldout(self, version: str) -> pd.DataFrame:
+        if version not in self.heldouts:
+            self.heldouts[version] = load_heldout(self.name, version, self.folder / f"heldout-v{version}")
+        return self.heldouts[version]
+
+
+def run_champion_gate(name: str, version: str, settings: PromotionSettings,
+                      cache: VersionCache | None = None) -> tuple[CheckReport, str | None]:
+    """Fetch candidate, current production and held-out rows (from `cache` when given), and compare.
+    Returns (report, champion version). IntegrityError when the champion's package is not the registered one."""
+    version = str(version)
     champion_version = lifecycle.alias_version(name, lifecycle.PRODUCTION)
     with tempfile.TemporaryDirectory(prefix="pmf-champion-") as tmp:
-        candidate = load_verified(name, version, Path(tmp) / "candidate")
+        cache = cache or VersionCache(name, Path(tmp))
+        candidate = cache.model(version)
         champion = None
-        if champion_version is not None and champion_version != str(version):
-            champion = load_verified(name, champion_version, Path(tmp) / "champion")
-        heldout = load_heldout(name, version, Path(tmp) / "heldout")
-        report = champion_gate(candidate, champion, heldout, settings)
+        if champion_version is not None and champion_version != version:
+            champion = cache.model(champion_version)
+        report = champion_gate(candidate, champion, cache.heldout(version), settings)
     report.details["champion"] = champion_version if champion is not None else None
-    report.details["candidate"] = str(version)
+    report.details["candidate"] = version
     return report, champion_version
 
 
@@ -270,42 +310,63 @@ def promote_version(name: str, version: str, to: str, settings: PromotionSetting
         raise ValueError(f"--to must be staging or production, not {to!r}")
     result: dict[str, Any] = {"name": name, "version": version, "target": to, "promoted": False, "forced": False,
                               "reasons": [], "moves": [], "infra_check": None, "champion_gate": None, "comparison": []}
-    infra = infra_check(name, version, settings)
+    with tempfile.TemporaryDirectory(prefix="pmf-promote-") as tmp:
+        cache = VersionCache(name, Path(tmp))
+        try:
+            candidate = cache.model(version)
+        except IntegrityError as exc:  # never forced past: a tampered package moves no alias
+            result["infra_check"] = integrity_failure(exc).to_dict()
+            result["reasons"].extend(result["infra_check"]["reasons"])
+            return _finish(name, result)
+        _promote_verified(name, version, to, settings, reason, force, actor, approve, cache, candidate, cache.digest(version), result)
+    return _finish(name, result)
+
+
+def _promote_verified(name: str, version: str, to: str, settings: PromotionSettings, reason: str, force: bool,
+                      actor: str | None, approve: Approver | None, cache: VersionCache, candidate: PackagedModel,
+                      verified: str, result: dict[str, Any]) -> None:
+    infra = infra_check(name, version, settings, cache.heldout(version), candidate)
     result["infra_check"] = infra.to_dict()
-    integrity_failed = any(r.name == "sha256_match" and not r.passed for r in infra.results)
-    if not _may_pass(infra, force and not integrity_failed, result):
-        return _finish(name, result)
+    if not _may_pass(infra, force, result):
+        return
     result["moves"].append(lifecycle.move_alias(name, lifecycle.STAGING, version, _reason(reason, infra, "infra check passed"),
-                                               actor, forced=not infra.passed))
+                                               actor, forced=not infra.passed, verified=verified))
     if to == lifecycle.STAGING:
         result["promoted"] = True
-        return _finish(name, result)
-    gate, champion_version = _champion_step(name, version, settings, result)
+        return
+    gate, champion_version = _champion_step(name, version, settings, result, cache)
+    if gate is None:
+        return
     if champion_version == version:
         result["reasons"].append(f"version {version} is already @production")
-        return _finish(name, result)
+        return
     if not _may_pass(gate, force, result):
-        return _finish(name, result)
+        return
     if settings.manual_approval:  # asked outside the lock: a person may take minutes, the lock's lease does not
         approved, note = approve(result) if approve is not None else (False, "no approver: use `pmf promote` or the Prefect UI")
         if not approved:
             result["reasons"].append(f"manual approval refused: {note}")
-            return _finish(name, result)
+            return
         reason = f"{reason or 'champion gate passed'} (approved: {note})"
     with lifecycle.registry_lock(name):
         if lifecycle.alias_version(name, lifecycle.PRODUCTION) != champion_version:  # production moved meanwhile: judge again
-            gate, champion_version = _champion_step(name, version, settings, result)
-            if champion_version == version or not _may_pass(gate, force, result):
-                return _finish(name, result)
+            gate, champion_version = _champion_step(name, version, settings, result, cache)
+            if gate is None or champion_version == version or not _may_pass(gate, force, result):
+                return
         result["moves"].append(lifecycle.move_alias_unlocked(name, lifecycle.PRODUCTION, version,
                                                             _reason(reason, gate, "champion gate passed"), actor,
-                                                            forced=not (gate.passed and infra.passed)))
+                                                            forced=not (gate.passed and infra.passed), verified=verified))
     result["promoted"] = True
-    return _finish(name, result)
 
 
-def _champion_step(name: str, version: str, settings: PromotionSettings, result: dict[str, Any]) -> tuple[CheckReport, str | None]:
-    gate, champion_version = run_champion_gate(name, version, settings)
+def _champion_step(name: str, version: str, settings: PromotionSettings, result: dict[str, Any],
+                   cache: VersionCache) -> tuple[CheckReport | None, str | None]:
+    """The champion gate; (None, champion) when the champion's own package fails verification (reported, never forced past)."""
+    try:
+        gate, champion_version = run_champion_gate(name, version, settings, cache)
+    except IntegrityError as exc:
+        result["reasons"].append(f"champion_gate: the production version cannot be compared: {exc}")
+        return None, None
     result["champion_gate"] = gate.to_dict()
     result["comparison"] = gate.details["table"]
     _log_comparison(name, version, gate)
@@ -329,23 +390,45 @@ def settings_for_config(config: Any, task: str) -> PromotionSettings:
                                              "primary_metric": primary_metric_for(config, task), **given})
 
 
+class StoredConfigError(ValueError):
+    """The config recorded with a version (its `pmf.config` tag) cannot be read: never replaced by defaults."""
+
+
 def settings_for_version(name: str, version: str, **overrides: Any) -> PromotionSettings:
     """Promotion settings as the run that produced `version` configured them (its `pmf.config` tag):
-    the `promotion:` section if the config has one, its slice columns and primary metric; then `overrides`."""
+    the `promotion:` section if the config has one, its slice columns and primary metric; then `overrides`.
+
+    A version without the tag gets the defaults; a tag that does not parse, or whose settings are
+    invalid, raises StoredConfigError (one line naming the version and the tag) instead."""
     import json
 
-    raw: dict[str, Any] = {}
+    from pydantic import ValidationError
+
+    where = f"{name} v{version}: the stored config (version tag pmf.config)"
+    text = tracking.client().get_model_version(name, version).tags.get("pmf.config")
     try:
-        config = json.loads(tracking.client().get_model_version(name, version).tags.get("pmf.config", "{}"))
-    except (ValueError, TypeError):
-        config = {}  # a config longer than the tag limit is cut off: fall back to the defaults
-    if isinstance(config.get("promotion"), dict):
-        raw.update(config["promotion"])
-    raw.setdefault("slice_columns", tuple((config.get("data") or {}).get("slice_columns") or ()))
+        config = json.loads(text) if text is not None else {}
+    except ValueError as exc:
+        raise StoredConfigError(f"{where} is not valid JSON ({exc}); fix the tag or re-run `pmf run` for it") from None
+    data = config.get("data") if isinstance(config, dict) else None
+    promotion = config.get("promotion") if isinstance(config, dict) else None
+    if not isinstance(config, dict) or not isinstance(data or {}, dict) or not isinstance(promotion or {}, dict):
+        raise StoredConfigError(f"{where} is not a pmf config (expected an object with `data` and `promotion` objects)")
+    raw: dict[str, Any] = dict(promotion or {})
+    raw.setdefault("slice_columns", tuple((data or {}).get("slice_columns") or ()))
     if config.get("primary_metric"):
         raw.setdefault("primary_metric", config["primary_metric"])
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    return PromotionSettings.model_validate(raw)
+    try:
+        stored = PromotionSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise StoredConfigError(f"{where} has invalid promotion settings: {settings_problems(exc)}") from None
+    # The caller's overrides (command-line flags) are validated on their own: a bad flag is not a bad stored config.
+    return PromotionSettings.model_validate({**stored.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def settings_problems(exc: Any) -> str:
+    """A pydantic ValidationError as one line: `promotion.<field>: <message>; ...`."""
+    return "; ".join(f"promotion.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
 def _may_pass(report: CheckReport, force: bool, result: dict[str, Any]) -> bool:
@@ -372,8 +455,13 @@ def _finish(name: str, result: dict[str, Any]) -> dict[str, Any]:
 
 def _log_comparison(name: str, version: str, gate: CheckReport) -> None:
     """The full comparison table next to the version, in the run that registered it."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = tracking.client().get_model_version(name, version).run_id
     try:
-        run_id = tracking.client().get_model_version(name, version).run_id
         tracking.log_dict(run_id, gate.to_dict(), COMPARISON_ARTIFACT)
-    except Exception:  # a read-only artifact store must not block a promotion; the result still carries the table
-        pass
+    except (OSError, MlflowException) as exc:  # a read-only or full artifact store must not block a promotion
+        import logging
+
+        logging.getLogger("pmf.promote").warning("comparison table of %s v%s not stored (%s); the result still carries it",
+                                                 name, version, exc)

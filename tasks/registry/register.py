@@ -1,7 +1,9 @@
 """Register: package the shipped model (preprocessor + TFLite) as an MLflow pyfunc and register it.
 
 Nothing here runs unless the evaluation gate passed. The version gets the lineage tags (data
-hash, Prefect flow run id, git commit, config) and the `candidate` alias, or is not created at all.
+hash, Prefect flow run id, git commit, config), the digests of its package (`pmf.manifest_sha256`:
+the manifest listing every file with its SHA-256; `pmf.sha256`: model.tflite) and the `candidate`
+alias, or is not created at all.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import pandas as pd
 
 from tasks.registry import tracking
 from tasks.data.preprocess import Preprocessor
-from tasks.serving.package import PackagedModel, write_package
+from tasks.registry.fetch import MANIFEST_TAG, MODEL_SHA_TAG
+from tasks.serving.package import PACKAGE_DIR, PackagedModel, write_package
 
 CANDIDATE_ALIAS = "candidate"
 HELDOUT_DIR = "heldout"
@@ -39,13 +42,16 @@ def package_and_register(
     workdir: Path,
     tags: dict[str, str],
 ) -> dict[str, Any]:
-    package_dir = workdir / "package"
-    meta = write_package(package_dir, model_bytes, preprocessor, meta)
+    package_dir = workdir / PACKAGE_DIR
+    meta, manifest_sha256 = write_package(package_dir, model_bytes, preprocessor, meta)
     example = input_example(sample, preprocessor)
-    predictions = PackagedModel.load(package_dir).predict(example)
+    predictions = PackagedModel.load(package_dir, manifest_sha256).predict(example)
     model_uri = tracking.log_pyfunc_model(run_id, package_dir, example, pd.Series(predictions, name="prediction"))
     heldout = workdir / HELDOUT_FILE
     sample.reset_index(drop=True).to_parquet(heldout)
     tracking.log_artifact(run_id, heldout, HELDOUT_DIR)
-    version = tracking.register_version(model_uri, name, run_id, {**tags, "pmf.sha256": meta["sha256"]}, CANDIDATE_ALIAS)
-    return {"model_uri": model_uri, "version": version, "sha256": meta["sha256"], "aliases": tracking.aliases_of(name, version)}
+    # The version is created with its digests in one call: there is never a version without them.
+    version = tracking.register_version(model_uri, name, run_id,
+                                        {**tags, MODEL_SHA_TAG: meta["sha256"], MANIFEST_TAG: manifest_sha256}, CANDIDATE_ALIAS)
+    return {"model_uri": model_uri, "version": version, "sha256": meta["sha256"], "manifest_sha256": manifest_sha256,
+            "aliases": tracking.aliases_of(name, version)}

@@ -21,14 +21,74 @@ from tasks.data.preprocess import Preprocessor
 MODEL_FILE = "model.tflite"
 PREPROCESSOR_FILE = "preprocessor.json"
 META_FILE = "model_meta.json"
+PACKAGE_DIR = "package"  # the pyfunc artifact holding the files below
+MANIFEST_FILE = "manifest.json"  # every other file of the package with its SHA-256; its own digest is a registry tag
+RERUN_HINT = "re-run `pmf run` for it to register a verifiable version"
 
 
 class IntegrityError(RuntimeError):
-    """The model file's SHA-256 is not the one recorded at registration."""
+    """A package file, the manifest or the set of files is not what was recorded at registration."""
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---- the manifest -------------------------------------------------------------------------------
+
+def package_files(folder: Path) -> list[str]:
+    """Every file under the package folder except the manifest, as sorted POSIX paths relative to it."""
+    folder = Path(folder)
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if (p.is_file() or p.is_symlink()) and p.relative_to(folder).as_posix() != MANIFEST_FILE)
+
+
+def write_manifest(folder: Path) -> str:
+    """Write `manifest.json` listing every file of the package with its SHA-256; returns the manifest's own SHA-256.
+
+    The bytes are canonical (sorted keys, no spaces) so the digest depends on the contents only."""
+    folder = Path(folder)
+    files = {relative: sha256_file(folder / relative) for relative in package_files(folder)}
+    data = json.dumps({"format": 1, "files": files}, sort_keys=True, separators=(",", ":")).encode()
+    (folder / MANIFEST_FILE).write_bytes(data)
+    return sha256_bytes(data)
+
+
+def verify_package(folder: Path, manifest_sha256: str | None = None) -> dict[str, str]:
+    """Check every file of the package against its manifest (and the manifest against `manifest_sha256`
+    when given, the digest the registry recorded). Returns {file: sha256}; IntegrityError on any difference:
+    a missing manifest, a changed, missing or added file."""
+    folder = Path(folder)
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise IntegrityError(f"{folder} has no {MANIFEST_FILE} (packaged before pmf hashed every file): {RERUN_HINT}")
+    data = path.read_bytes()
+    if manifest_sha256 is not None and sha256_bytes(data) != manifest_sha256:
+        raise IntegrityError(f"{path}: SHA-256 {sha256_bytes(data)} does not match the registered manifest digest {manifest_sha256}")
+    try:
+        files = json.loads(data)["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{path} is not a pmf manifest ({exc}): {RERUN_HINT}") from None
+    if not isinstance(files, dict):
+        raise IntegrityError(f"{path} is not a pmf manifest (no file list): {RERUN_HINT}")
+    present = package_files(folder)
+    missing, added = sorted(set(files) - set(present)), sorted(set(present) - set(files))
+    if missing or added:
+        raise IntegrityError(f"{folder}: files differ from the manifest (missing: {', '.join(missing) or 'none'}; "
+                             f"not in the manifest: {', '.join(added) or 'none'})")
+    for relative in present:
+        digest = sha256_file(folder / relative)
+        if digest != files[relative]:
+            raise IntegrityError(f"{folder / relative}: SHA-256 {digest} does not match the manifest's {files[relative]}")
+    return dict(files)
 
 
 @dataclass
@@ -109,14 +169,17 @@ class PackagedModel:
         self.meta = meta
 
     @classmethod
-    def load(cls, folder: Path, expected_sha256: str | None = None) -> "PackagedModel":
+    def load(cls, folder: Path, manifest_sha256: str | None = None) -> "PackagedModel":
+        """Load a package after checking every file against its manifest (IntegrityError otherwise).
+
+        `manifest_sha256`: the digest the registry recorded; without it the manifest the package
+        carries is trusted (the pyfunc, which has no registry at hand)."""
         folder = Path(folder)
+        files = verify_package(folder, manifest_sha256)
         model_bytes = (folder / MODEL_FILE).read_bytes()
+        if sha256_bytes(model_bytes) != files.get(MODEL_FILE):  # read again after the check: the bytes we run are the verified ones
+            raise IntegrityError(f"{folder / MODEL_FILE} changed while it was being verified")
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        digest = sha256_bytes(model_bytes)
-        expected = expected_sha256 or meta.get("sha256")
-        if expected and digest != expected:
-            raise IntegrityError(f"{folder / MODEL_FILE}: SHA-256 {digest} does not match the recorded {expected}")
         return cls(LiteRTRunner(model_bytes), Preprocessor.load(folder / PREPROCESSOR_FILE), meta)
 
     @property
@@ -131,11 +194,13 @@ class PackagedModel:
         return self.preprocessor.decode_output(self.outputs(frame))
 
 
-def write_package(folder: Path, model_bytes: bytes, preprocessor: Preprocessor, meta: dict) -> dict:
-    """Write the three files of a shipped model; returns the metadata with the model's SHA-256."""
+def write_package(folder: Path, model_bytes: bytes, preprocessor: Preprocessor, meta: dict) -> tuple[dict, str]:
+    """Write the files of a shipped model and their manifest, last.
+
+    Returns (the metadata with the model file's SHA-256, the manifest's SHA-256 to record in the registry)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MODEL_FILE).write_bytes(model_bytes)
     preprocessor.save(folder / PREPROCESSOR_FILE)
     meta = {**meta, "sha256": sha256_bytes(model_bytes), "bytes": len(model_bytes)}
     (folder / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    return meta
+    return meta, write_manifest(folder)

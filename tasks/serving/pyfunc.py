@@ -1,7 +1,8 @@
 """The MLflow pyfunc of a pmf model, logged as "models from code" (no pickle: loading runs this file).
 
 Artifacts: the TFLite model, the fitted preprocessor and metadata (see tasks.serving.package). It
-predicts raw rows exactly as they appear in the CSV and never imports TensorFlow.
+predicts raw rows exactly as they appear in the CSV and never imports TensorFlow. Loading checks
+every file against the manifest the package carries (IntegrityError on any difference).
 """
 from __future__ import annotations
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 NAME = "penguins"
@@ -54,3 +56,30 @@ def fresh_copy(source: Path, destination: Path, monkeypatch) -> Path:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{destination / 'mlflow.db'}")
     monkeypatch.setenv("PMF_ACTOR", "pytest")
     return destination
+
+
+# Where the database records artifact locations (absolute file URIs into the built store).
+ARTIFACT_COLUMNS = (("runs", "artifact_uri"), ("logged_models", "artifact_location"),
+                    ("experiments", "artifact_location"), ("model_versions", "storage_location"))
+
+
+def private_artifacts(source: Path, home: Path) -> Path:
+    """Give one test its own copy of the artifacts (to tamper with) and point its database copy at them."""
+    shutil.copytree(source / "artifacts", home / "artifacts")
+    old, new = (source / "artifacts").as_uri(), (home / "artifacts").as_uri()
+    with closing(sqlite3.connect(home / "mlflow.db")) as db, db:
+        for table, column in ARTIFACT_COLUMNS:
+            db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (old, new))
+    return home / "artifacts"
+
+
+def model_folder(home: Path, version: str) -> Path:
+    """The MLflow model folder of a version in the test's private artifacts (MLmodel, artifacts/package/...)."""
+    with closing(sqlite3.connect(home / "mlflow.db")) as db:
+        (location,) = db.execute("SELECT storage_location FROM model_versions WHERE name = ? AND version = ?",
+                                 (NAME, int(version))).fetchone()
+    from urllib.parse import unquote, urlparse
+
+    folder = Path(unquote(urlparse(location).path))
+    assert folder.is_relative_to(home), f"{folder} is not in this test's private copy {home}"
+    return folder
