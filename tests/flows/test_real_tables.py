@@ -55,3 +55,18 @@ def test_mixed_table_with_imbalanced_binary_target(mlflow_client, tmp_path, suff
     assert schema["datetime"] == ["signup_date"] and schema["categorical"] == ["plan"]
     assert set(schema["dropped"]) == {"customer_id", "support_note"}
     assert schema["classes"] == ["no", "yes"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_first_batch_with_some_unlabelled_rows_is_trained_on_not_rejected(mlflow_client, tmp_path):
+    frame = customer_table()
+    unlabelled = np.random.default_rng(7).random(len(frame)) < 0.04
+    frame.loc[unlabelled, "churned"] = None
+    path = tmp_path / "accounts.csv"
+    frame.to_csv(path, index=False)
+
+    code, result = pmf("run", "--data", str(path), "--target", "churned", *ONE_VARIANT)
+    assert code == 0 and result["status"] == "completed", result
+    assert result["unlabelled_rows"] == int(unlabelled.sum()) > 0 and result["suite_version"] == 1
+    sizes = child_runs(mlflow_client, result)["preprocess"].data.params
+    assert sum(int(sizes[k]) for k in ("rows_train", "rows_validation", "rows_test")) == len(frame) - unlabelled.sum()
