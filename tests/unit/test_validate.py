@@ -89,3 +89,16 @@ def test_data_docs_are_built(reference, tmp_path):
     frame, _, suite = reference
     report = validate_frame(frame, suite, "penguins", tmp_path / "docs")
     assert (tmp_path / "docs" / "index.html").exists() and report.docs_dir
+
+
+def test_a_first_batch_with_a_few_unparseable_dates_passes_the_suite_inferred_from_it():
+    dates = [f"2024-01-{d:02d}" for d in range(1, 29)] * 10
+    dates[5] = "2024-13-45"  # looks like a date, is not one: under 5 % of the column, so still a date column
+    frame = pd.DataFrame({"when": dates, "x": range(280), "y": ["a", "b"] * 140})
+    schema = infer_schema(frame, "y", None, (), 50)
+    assert schema.datetime == ("when",)
+    report = validate_frame(frame, infer_expectations(frame, schema, ValidationConfig()), "dates")
+    assert report.success, report.failures
+    worse = frame.assign(when=["not a date"] * 40 + dates[40:])
+    rejected = validate_frame(worse, infer_expectations(frame, schema, ValidationConfig()), "dates")
+    assert [f["column"] for f in rejected.failures] == ["when"]
