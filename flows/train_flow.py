@@ -57,7 +57,7 @@ def train_flow(request: RunRequest) -> dict[str, Any]:
     except (stages.DataRejected, DataError) as exc:
         result.update(status="data_rejected", errors=exc.report.failures if isinstance(exc, stages.DataRejected) else exc.errors)
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt) or processes.INTERRUPTED.is_set():  # Ctrl-C, SIGTERM: see flows.cli
+        if processes.is_interruption(exc):  # Ctrl-C, SIGTERM (Prefect raises its own TerminationSignal)
             tracking.set_tags(ctx.parent_run_id, {"pmf.status": "killed"})
             tracking.end_run(ctx.parent_run_id, "KILLED")  # DECISIONS.md: KILLED on Ctrl-C
         else:

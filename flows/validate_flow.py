@@ -34,8 +34,8 @@ def validate_flow(request: RunRequest) -> dict[str, Any]:
         result.update(status="data_rejected", **exc.report.summary(), errors=exc.report.failures)
     except DataError as exc:
         result.update(status="data_rejected", errors=exc.errors)
-    except BaseException:
-        result["status"] = "killed" if processes.INTERRUPTED.is_set() else "failed"  # Ctrl-C, SIGTERM: see flows.cli
+    except BaseException as exc:
+        result["status"] = "killed" if processes.is_interruption(exc) else "failed"  # Ctrl-C, SIGTERM: see flows.cli
         raise
     finally:
         status = result.setdefault("status", "failed")

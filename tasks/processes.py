@@ -28,6 +28,13 @@ def note_interruption(signal_name: str) -> None:
     INTERRUPTED.set()
 
 
+def is_interruption(exc: BaseException) -> bool:
+    """Whether `exc` means the process is being stopped rather than the work failing: a signal was
+    received, or a BaseException that is no Exception (KeyboardInterrupt, SystemExit, and what
+    orchestrators raise for SIGTERM, like Prefect's TerminationSignal) is unwinding the stack."""
+    return INTERRUPTED.is_set() or not isinstance(exc, Exception)
+
+
 def interrupted_by() -> str:
     """The signal that interrupted this command ("" if none did)."""
     return _interrupted_by if INTERRUPTED.is_set() else ""

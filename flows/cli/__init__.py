@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
                 with _signals_ignored():
                     return interrupted(KeyboardInterrupt(), as_json)
             return failure(exc, as_json)
+        except BaseException as exc:  # Prefect turns SIGTERM into its own TerminationSignal during a flow
+            if isinstance(exc, SystemExit):
+                raise
+            with _signals_ignored():
+                return interrupted(KeyboardInterrupt(), as_json)
         finally:
             with _signals_ignored():  # cleanup runs to its end
                 finish_command()

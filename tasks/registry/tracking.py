@@ -90,8 +90,7 @@ def stage_run(experiment_id: str, parent_run_id: str, stage: str) -> Iterator[st
     try:
         yield run_id
     except BaseException as exc:
-        # Libraries may wrap the KeyboardInterrupt a signal raised: the flag says what happened.
-        end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) or processes.INTERRUPTED.is_set() else "FAILED")
+        end_run(run_id, "KILLED" if processes.is_interruption(exc) else "FAILED")
         raise
     end_run(run_id, "KILLED" if processes.INTERRUPTED.is_set() else "FINISHED")
 

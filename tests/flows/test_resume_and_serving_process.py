@@ -10,18 +10,9 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.pmf_process import pmf_process
 
 SLOW_TRAINING = ["--set", "train.epochs=40", "--set", "train.batch_size=4", "--set", "train.early_stopping_patience=40"]
-
-
-def pmf_process(workspace, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "PMF_HOME": str(workspace)}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the embedded default under PMF_HOME, as a user gets it
-    env.pop("PMF_ARTIFACT_ROOT", None)
-    env.pop("PMF_NO_WARMUP", None)  # exactly what a user's shell runs
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_a_run_killed_during_training_resumes_from_its_checkpoint(workspace):
