@@ -4,15 +4,18 @@
 
 Both servers serve `models:/NAME@production` from the same registry on loopback; one load
 generator (asyncio, keep-alive connections, one-row MLflow `dataframe_split` requests, a fixed
-time per level after a warm-up) drives each at concurrency 1, 8 and 32. Printed as a markdown
-table: throughput, latency p50/p99, failed requests, start-up time and memory (RSS of the whole
-process tree). Without --home, a fresh workspace is made and a model trained into it (≈30 s).
+time per level after a warm-up) drives each at concurrency 1, 8 and 32. `pmf serve` is measured
+in its default configuration (prediction log on) and with `--no-prediction-log`. When `wrk` is on
+PATH, it drives `pmf serve` too (log on and off, same levels; an external load generator). Printed
+as markdown tables: throughput, latency p50/p99, failed requests, start-up time and memory (RSS
+of the whole process tree). Without --home, a fresh workspace is made and a model trained into it.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -46,6 +49,8 @@ class Level:
         return self.requests / self.seconds
 
     def pct(self, q: float) -> float:
+        if getattr(self, "fixed", None):
+            return self.fixed[q]
         return float(np.percentile(self.latencies, q) * 1000) if len(self.latencies) else float("nan")
 
 
@@ -93,6 +98,34 @@ def drive(server: str, port: int, concurrency: int, seconds: float, warmup_s: fl
         return uvloop.run(run())
     except ImportError:
         return asyncio.run(run())
+
+
+def wrk_level(server: str, port: int, concurrency: int, seconds: float, folder: Path) -> Level | None:
+    """One level measured by wrk (keep-alive, a Lua script for the POST body); None without wrk."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    script = folder / "post.lua"
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = '{BODY.decode()}'\n")
+    threads = min(concurrency, 2)
+    url = f"http://127.0.0.1:{port}/invocations"
+    subprocess.run([wrk, f"-t{threads}", f"-c{concurrency}", "-d1s", "-s", str(script), url], capture_output=True, check=True)
+    out = subprocess.run([wrk, f"-t{threads}", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    failures = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    failures += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    # wrk prints the latency distribution; keep p50/p99 as a two-point "sample" for Level.pct
+    p50, p99 = (_wrk_ms(re.search(rf"\s{q}%\s+([\d.]+\w+)", out).group(1)) for q in (50, 99))
+    level = Level(server, concurrency, requests, failures, seconds, np.asarray([]))
+    level.fixed = {50: p50, 99: p99}
+    return level
+
+
+def _wrk_ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 # ---- servers ------------------------------------------------------------------------------------
@@ -181,20 +214,27 @@ def main() -> int:
     version = ensure_model(home, args.name, env)
     servers = {
         "pmf serve": lambda port: [str(VENV_BIN / "pmf"), "serve", args.name, "--port", str(port)],
+        "pmf serve --no-prediction-log": lambda port: [str(VENV_BIN / "pmf"), "serve", args.name, "--port", str(port),
+                                                       "--no-prediction-log"],
         "mlflow models serve": lambda port: [str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"models:/{args.name}@production",
                                              "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"],
     }
-    levels, startup, memory = [], {}, {}
+    levels, wrk_levels, startup, memory = [], [], {}, {}
     for label, command in servers.items():
         port = free_port()
         process, startup[label] = start(command(port), port, env)
         try:
             for concurrency in (1, 8, 32):
                 levels.append(drive(label, port, concurrency, seconds, warmup_s=1.0))
+                if label.startswith("pmf serve") and (measured := wrk_level(label, port, concurrency, seconds, home)):
+                    wrk_levels.append(measured)
             memory[label] = tree_rss_mb(process.pid)
         finally:
             stop(process)
     print(render(levels, startup, memory, args.name, version, seconds))
+    print()
+    print(render_wrk(wrk_levels, seconds) if wrk_levels else "wrk not on PATH: external load generator skipped "
+                                                              "(apt-get install wrk)")
     if args.home is None:
         shutil.rmtree(home, ignore_errors=True)
     return 0
@@ -217,6 +257,21 @@ def render(levels: list[Level], startup: dict[str, float], memory: dict[str, flo
               f"- pmf serve p99 at concurrency 8: {ours.pct(99):.2f} ms (goal ≤ {GOALS['p99_ms_c8']:g} ms): "
               f"{'PASS' if ours.pct(99) <= GOALS['p99_ms_c8'] else 'MISS'}",
               f"- pmf serve failed requests: {failed} (goal 0): {'PASS' if failed == 0 else 'MISS'}"]
+    return "\n".join(lines)
+
+
+def render_wrk(levels: list[Level], seconds: float) -> str:
+    lines = [f"wrk (external load generator), one-row requests, keep-alive, {seconds:g} s per level", "",
+             "| server | concurrency | req/s | p50 ms | p99 ms | requests | failed |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {lv.server} | {lv.concurrency} | {lv.throughput:,.0f} | {lv.pct(50):.2f} | {lv.pct(99):.2f} | {lv.requests:,} | "
+              f"{lv.failures} |" for lv in levels]
+    by = {(lv.server, lv.concurrency): lv for lv in levels}
+    on, off = by.get(("pmf serve", 8)), by.get(("pmf serve --no-prediction-log", 8))
+    if on and off:
+        ratio = on.throughput / off.throughput
+        lines += ["", f"- c=8, log on: p99 {on.pct(99):.2f} ms (goal ≤ {GOALS['p99_ms_c8']:g} ms): "
+                      f"{'PASS' if on.pct(99) <= GOALS['p99_ms_c8'] else 'MISS'}; throughput {ratio:.0%} of log off "
+                      f"(goal ≥ 90 %): {'PASS' if ratio >= 0.9 else 'MISS'}"]
     return "\n".join(lines)
 
 

@@ -35,7 +35,7 @@ class PredictionLog:
     """Append-only JSON-lines log of predictions; `record` on the hot path, `run` on the serving loop."""
 
     def __init__(self, path: Path, record_cap_bytes: int = RECORD_CAP_BYTES, interval_s: float = 0.05,
-                 slice_rows: int = 256, max_pending_rows: int = 1_000_000):
+                 slice_rows: int = 64, max_pending_rows: int = 1_000_000):
         self.path = Path(path)
         self.record_cap_bytes = record_cap_bytes
         self.interval_s = interval_s
