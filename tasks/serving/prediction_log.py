@@ -51,7 +51,7 @@ class PredictionLog:
         self._last_error: str | None = None
         self._clock = _IsoClock()
 
-    def open(self) -> "PredictionLog":
+    def open(self) -> PredictionLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         return self
@@ -112,10 +112,10 @@ class PredictionLog:
 
     def _lines(self, ts: str, version: str, columns: dict[str, list], predictions: list, start: int, stop: int) -> list[bytes]:
         names = list(columns)
-        rows = zip(*(columns[name][start:stop] for name in names)) if names else ((),) * (stop - start)
+        rows = zip(*(columns[name][start:stop] for name in names), strict=True) if names else ((),) * (stop - start)
         lines = []
-        for values, prediction in zip(rows, predictions[start:stop]):
-            row = dict(zip(names, values))
+        for values, prediction in zip(rows, predictions[start:stop], strict=True):
+            row = dict(zip(names, values, strict=True))
             line = orjson.dumps({"ts": ts, "version": version, "row": row, "prediction": prediction},
                                option=orjson.OPT_APPEND_NEWLINE)
             if len(line) > self.record_cap_bytes:
