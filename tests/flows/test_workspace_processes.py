@@ -3,6 +3,7 @@ scratch folders removed; after a kill -9 the next command cleans up."""
 from __future__ import annotations
 
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ def start_training(home: Path, cwd: Path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_closes_its_runs_as_killed_and_leaves_no_process_or_folder(tmp_path, sig):
     home = tmp_path / "home"
+    leftovers_before = set(Path(tempfile.gettempdir()).glob("pmf-penguins-*"))
     process, children = start_training(home, tmp_path)
 
     process.send_signal(sig)
@@ -51,6 +53,7 @@ def test_an_interrupted_run_closes_its_runs_as_killed_and_leaves_no_process_or_f
     assert list((home / "tmp").iterdir()) == []
     assert list((home / "processes").iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+    assert set(Path(tempfile.gettempdir()).glob("pmf-penguins-*")) == leftovers_before
 
 
 def test_the_next_command_cleans_up_what_a_kill_9_left(tmp_path):
