@@ -32,6 +32,7 @@ _EXPORTS = {
     "mark_shipped": "tasks.compression.gate",
     "comparison_table": "tasks.compression.gate",
     "tradeoff_plot": "tasks.compression.gate",
+    "display_rows": "tasks.compression.gate",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -11,19 +11,41 @@ from __future__ import annotations
 import gzip
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from tasks.compression.settings import LatencySettings
+from tasks.compression.settings import CONTROL_VARIANTS, KERAS_BASELINE, LatencySettings, Severity
 
 Score = Callable[[np.ndarray], dict[str, float]]
 REPORT_KEYS = ("variant", "metrics", "bytes", "gzip_bytes", "latency_ms_p50", "latency_ms_p99", "passed", "reasons", "shipped")
+Verdict = Literal["pass", "warn", "fail", "baseline", "not gated"]
+
+
+class GateCheck(BaseModel):
+    """One gate rule applied to one variant: `reason` states the value and the threshold.
+
+    A failed `warn` check is reported but never blocks: the variant still passes and may ship."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: str
+    passed: bool
+    severity: Severity = "fail"
+    reason: str
+
+    @property
+    def mark(self) -> str:
+        """✓ passed, ! failed a warn-only rule, ✗ failed a hard rule."""
+        return "✓" if self.passed else ("!" if self.severity == "warn" else "✗")
 
 
 class VariantReport(BaseModel):
-    """One row of the compression table. `passed` is None until the gate has run."""
+    """One row of the compression table. `passed` is None until the gate has run.
+
+    `passed` is True when every hard (`fail`) rule passed; `checks` holds every rule's outcome,
+    warn-only ones included; `reasons` their texts plus the shipping decision, when there is one."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -36,16 +58,36 @@ class VariantReport(BaseModel):
     throughput_rows_s: float | None = None
     passed: bool | None = None
     reasons: list[str] = []
+    checks: list[GateCheck] = []
     shipped: bool = False
     path: str | None = None
     error: str | None = None
     extra: dict[str, Any] = {}
 
     def to_json(self) -> dict[str, Any]:
-        """The report's public keys (REPORT_KEYS) plus throughput, path, error and `extra`."""
+        """The report's public keys (REPORT_KEYS) plus `gate` (the verdict), `control`, `checks`
+        (`{rule, passed, severity, reason}` each), throughput, path, error and `extra`."""
         row = {key: getattr(self, key) for key in REPORT_KEYS}
-        row.update(throughput_rows_s=self.throughput_rows_s, path=self.path, error=self.error, **self.extra)
+        row.update(gate=self.verdict, control=self.control, checks=[c.model_dump() for c in self.checks],
+                   throughput_rows_s=self.throughput_rows_s, path=self.path, error=self.error, **self.extra)
         return row
+
+    @property
+    def control(self) -> bool:
+        """A control experiment: gated for information, never shipped (settings.CONTROL_VARIANTS)."""
+        return self.variant in CONTROL_VARIANTS
+
+    @property
+    def verdict(self) -> Verdict:
+        """`pass`, `warn` (passed, but a warn-only rule failed), `fail`, `baseline` (the keras row,
+        never gated) or `not gated` (the gate has not run yet)."""
+        if self.variant == KERAS_BASELINE:
+            return "baseline"
+        if self.passed is None:
+            return "not gated"
+        if not self.passed:
+            return "fail"
+        return "warn" if any(not c.passed for c in self.checks) else "pass"
 
     @property
     def ok(self) -> bool:
@@ -56,7 +98,9 @@ class VariantReport(BaseModel):
 def failed_report(variant: str, error: BaseException | str) -> VariantReport:
     """A report for a variant that could not be built or measured; the gate fails it."""
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    return VariantReport(variant=variant, error=message, passed=False, reasons=[f"{variant} could not be built: {message}"])
+    reason = f"{variant} could not be built: {message}"
+    return VariantReport(variant=variant, error=message, passed=False, reasons=[reason],
+                         checks=[GateCheck(rule="build", passed=False, reason=reason)])
 
 
 def file_sizes(path: Path) -> tuple[int, int]:

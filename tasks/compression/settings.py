@@ -37,6 +37,9 @@ REFERENCE_VARIANT = "float32"
 # A control experiment reported beside distilled_int8 (same student, labels only); gated for
 # information but never shipped: it exists to show what distillation bought.
 CONTROL_VARIANTS: frozenset[str] = frozenset({"student_scratch_int8"})
+# "fail": a variant that breaks the rule is rejected; "warn": it is reported (shown as !) and may
+# still ship. The same words as the evaluation gates' `severity`.
+Severity = Literal["fail", "warn"]
 
 
 class _Frozen(BaseModel):
@@ -88,6 +91,16 @@ class LatencySettings(_Frozen):
     num_threads: int = Field(1, ge=1, description="LiteRT interpreter threads; 1 keeps timings comparable on a shared CPU")
 
 
+class GateSeverity(_Frozen):
+    """The severity of each compression gate rule (`compression.severity.latency: warn`)."""
+
+    quality: Severity = Field("fail", description="the primary metric's drop against float32 within budget")
+    size: Severity = Field("fail", description="gzip bytes strictly below float32's")
+    latency: Severity = Field(
+        "fail", description="p50 within float32's x (1 + latency_tolerance); 'warn' where timings are noisy (shared CPUs)"
+    )
+
+
 class CompressionSettings(_Frozen):
     """Which variants to build, the gate's budgets and the shipping policy."""
 
@@ -103,6 +116,7 @@ class CompressionSettings(_Frozen):
     latency_noise_ms: float = Field(
         0.002, ge=0, description="plus this many ms: below a few microseconds the timer and scheduler noise exceed any real difference"
     )
+    severity: GateSeverity = GateSeverity()  # fail (rejects) or warn (reported, may ship), per rule
     policy: Literal["smallest", "fastest"] = "smallest"
     representative_rows: int = Field(300, ge=1, description="training rows that calibrate int8 ranges")
     pruning: PruningSettings = PruningSettings()
