@@ -6,7 +6,6 @@ per call would cost more than the stage. Retries only where I/O can fail (the re
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.console import CONSOLE
 from tasks.registry import datasets, tracking
+from tasks.run_result import json_safe
 from tasks.config import PmfConfig, RunRequest, gates_for, primary_metric_for, recordable
 from tasks.model.evaluate import confusion_matrix_png, residual_plot_png, slice_metrics, task_metrics
 from tasks.model.gates import GateDecision, evaluation_gate
@@ -52,6 +52,8 @@ class RunContext:
     stage_runs: dict[str, str] = field(default_factory=dict)
     config_source: str = "defaults"
     record_config: str | None = None
+    unlabelled_rows: int = 0  # set aside by the validate stage
+    config_recorded: int | None = None  # the config version this run recorded with the name, if it did
 
     @classmethod
     def for_request(cls, request: RunRequest, experiment_id: str, parent_run_id: str, workdir: Path) -> "RunContext":
@@ -150,6 +152,7 @@ def labelled_rows(ctx: RunContext, frame: pd.DataFrame, target: str, task: str |
     mask = labelled_mask(frame[target], task)
     unlabelled = int(len(frame) - mask.sum())
     budget = ctx.cfg.validation.max_unlabelled_share
+    ctx.unlabelled_rows = unlabelled
     tracking.log_metrics(ctx.parent_run_id, {"unlabelled_rows": unlabelled})
     if unlabelled > budget * len(frame):
         observed = (f"{unlabelled:,} of {len(frame):,} rows ({unlabelled / len(frame):.1%}) have no {target!r} value"
@@ -199,6 +202,7 @@ def _record_config(ctx: RunContext) -> None:
     record, mine = datasets.record_config(ctx.experiment_id, recordable(ctx.cfg), ctx.record_config == "update",
                                           ctx.config_source)
     if mine:
+        ctx.config_recorded = record.version
         tracking.set_tags(ctx.parent_run_id, {"pmf.config_recorded": str(record.version)})
         CONSOLE.line(f"  recorded this run's config as {ctx.name!r} config v{record.version}")
 
@@ -337,7 +341,7 @@ def promote(ctx: RunContext, version: str, task_kind: str) -> dict[str, Any]:
         ctx.stage_runs["promote"] = run_id
         settings = settings_for_config(ctx.cfg, task_kind)
         outcome = promote_flow(ctx.name, version, "production", settings, reason=f"pipeline run {ctx.parent_run_id}")
-        tracking.log_dict(run_id, to_json(outcome), "promotion/result.json")
+        tracking.log_dict(run_id, json_safe(outcome), "promotion/result.json")
         tracking.log_metrics(run_id, {"promoted": float(outcome["promoted"])})
         CONSOLE.line(f"  {'promoted to @production' if outcome['promoted'] else 'not promoted'}")
         for reason in outcome["reasons"]:
@@ -351,6 +355,3 @@ def model_meta(ctx: RunContext, data: Prepared, variant: str, metrics: dict[str,
             "input_columns": list(schema.features), "classes": list(schema.classes), "metrics": metrics,
             "primary_metric": primary_metric_for(ctx.cfg, schema.task)}
 
-
-def to_json(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))

@@ -19,6 +19,7 @@ from tasks import processes
 from tasks.config import RunRequest
 from tasks.data.load import DataError
 from tasks.registry import tracking
+from tasks.run_result import RunResult
 from tasks.workspace import remove_scratch_folder, scratch_folder
 
 
@@ -29,39 +30,38 @@ def train_flow(request: RunRequest) -> dict[str, Any]:
     ctx, result = _open_run(request)
     try:
         batch = stages.load_batch(request.data)
-        schema, _, suite_version = stages.validate_batch(ctx, batch)
+        schema, _, result.suite_version = stages.validate_batch(ctx, batch)
         data = stages.preprocess(ctx, batch, schema)
         trained = stages.train(ctx, data, batch.sha256)
         evaluation = stages.evaluate(ctx, data, trained.model)
-        result["training"] = {"epochs_run": trained.epochs_run, "resumed_from_epoch": trained.resumed_from_epoch,
-                              "parameters": trained.parameters}
-        result.update(metrics=evaluation.metrics, gates=[g.to_dict() for g in evaluation.gate.results],
-                      slices=evaluation.slices, suite_version=suite_version, primary_metric=evaluation.primary_metric)
+        result.training = {"epochs_run": trained.epochs_run, "resumed_from_epoch": trained.resumed_from_epoch,
+                           "parameters": trained.parameters}
+        result.metrics, result.slices = evaluation.metrics, evaluation.slices
+        result.gates, result.primary_metric = [g.to_dict() for g in evaluation.gate.results], evaluation.primary_metric
         if evaluation.gate.passed:
             compression = compress(ctx, data, trained.model, evaluation)
-            result["compression"] = compression.rows()
-            shipped = compression.shipped
+            result.compression, shipped = compression.rows(), compression.shipped
             meta = stages.model_meta(ctx, data, shipped.variant, shipped.metrics)
-            lineage = _lineage(ctx, batch, suite_version)
-            registered = stages.register(ctx, data, Path(shipped.path).read_bytes(), lineage, meta)
-            result.update(version=registered["version"], aliases=registered["aliases"], model_uri=registered["model_uri"],
-                          shipped_variant=shipped.variant)
+            registered = stages.register(ctx, data, Path(shipped.path).read_bytes(), _lineage(ctx, batch, result.suite_version), meta)
+            result.version, result.aliases = registered["version"], registered["aliases"]
+            result.model_uri, result.shipped_variant = registered["model_uri"], shipped.variant
             if request.cfg.promotion.auto_promote:
                 promotion = stages.promote(ctx, registered["version"], data.preprocessor.schema.task)
-                result.update(promoted=promotion["promoted"], promotion=promotion,
-                              aliases=sorted(a for a, v in promotion["aliases"].items() if v == registered["version"]),
-                              reasons=result.get("reasons", []) + promotion["reasons"])
+                result.promoted, result.promotion = promotion["promoted"], promotion
+                result.aliases = sorted(a for a, v in promotion["aliases"].items() if v == registered["version"])
+                result.reasons += promotion["reasons"]
         else:
-            result["reasons"] = evaluation.gate.reasons
-        result["status"] = "completed"
+            result.reasons = evaluation.gate.reasons
+        result.status = "completed"
     except (stages.DataRejected, DataError) as exc:
-        result.update(status="data_rejected", errors=exc.report.failures if isinstance(exc, stages.DataRejected) else exc.errors)
+        result.status = "data_rejected"
+        result.errors = exc.report.failures if isinstance(exc, stages.DataRejected) else exc.errors
     except BaseException as exc:
         if processes.is_interruption(exc):  # Ctrl-C, SIGTERM (Prefect raises its own TerminationSignal)
             tracking.set_tags(ctx.parent_run_id, {"pmf.status": "killed"})
             tracking.end_run(ctx.parent_run_id, "KILLED")  # DECISIONS.md: KILLED on Ctrl-C
         else:
-            result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
             _close_run(ctx, result, started)
         raise
     finally:
@@ -69,7 +69,7 @@ def train_flow(request: RunRequest) -> dict[str, Any]:
     return _close_run(ctx, result, started)
 
 
-def _open_run(request: RunRequest) -> tuple[stages.RunContext, dict[str, Any]]:
+def _open_run(request: RunRequest) -> tuple[stages.RunContext, RunResult]:
     experiment_id = tracking.ensure_experiment(request.name)
     prefect_id = str(flow_run.id) if flow_run.id else None
     parent = tracking.start_run(experiment_id, f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -81,9 +81,9 @@ def _open_run(request: RunRequest) -> tuple[stages.RunContext, dict[str, Any]]:
     ctx = stages.RunContext.for_request(request, experiment_id, parent, workdir)
     create_link_artifact(key="mlflow-run", link=tracking.run_url(experiment_id, parent), link_text="MLflow run",
                          description=f"MLflow parent run of this flow run ({request.name})")
-    result = {"status": "failed", "registered_model": request.name, "version": None, "promoted": False, "aliases": [],
-              "metrics": {}, "gates": [], "compression": [], "mlflow_run_id": parent, "mlflow_experiment_id": experiment_id,
-              "prefect_flow_run_id": prefect_id}
+    result = RunResult(registered_model=request.name, mlflow_run_id=parent, mlflow_experiment_id=experiment_id,
+                       prefect_flow_run_id=prefect_id, config_source=request.config_source,
+                       config_overrides=list(request.overrides))
     return ctx, result
 
 
@@ -93,21 +93,22 @@ def _lineage(ctx: stages.RunContext, batch: stages.Batch, suite_version: int) ->
             "mlflow.parent_run_id": ctx.parent_run_id}
 
 
-def _close_run(ctx: stages.RunContext, result: dict[str, Any], started: float) -> dict[str, Any]:
-    result["stage_seconds"] = {k: round(v, 3) for k, v in CONSOLE.durations.items()}
-    result["wall_seconds"] = round(time.perf_counter() - started, 3)
-    result = stages.to_json(result)
-    tracking.log_dict(ctx.parent_run_id, result, "result.json")
-    tracking.set_tags(ctx.parent_run_id, {"pmf.status": result["status"], "pmf.version": result.get("version") or ""})
-    if result["metrics"]:
-        tracking.log_metrics(ctx.parent_run_id, result["metrics"])
-    tracking.end_run(ctx.parent_run_id, "FAILED" if result["status"] == "failed" else "FINISHED")
+def _close_run(ctx: stages.RunContext, result: RunResult, started: float) -> dict[str, Any]:
+    result.unlabelled_rows, result.config_recorded = ctx.unlabelled_rows, ctx.config_recorded
+    result.stage_seconds = {k: round(v, 3) for k, v in CONSOLE.durations.items()}
+    result.wall_seconds = round(time.perf_counter() - started, 3)
+    payload = result.to_json()
+    tracking.log_dict(ctx.parent_run_id, payload, "result.json")
+    tracking.set_tags(ctx.parent_run_id, {"pmf.status": result.status, "pmf.version": result.version or ""})
+    if result.metrics:
+        tracking.log_metrics(ctx.parent_run_id, result.metrics)
+    tracking.end_run(ctx.parent_run_id, "FAILED" if result.status == "failed" else "FINISHED")
     create_markdown_artifact(key="pmf-summary", markdown=_markdown(result), description="pmf run summary")
-    return result
+    return payload
 
 
-def _markdown(result: dict[str, Any]) -> str:
-    lines = [f"# {result['registered_model']}: {result['status']}", "", "| gate | value | threshold | passed |", "|---|---|---|---|"]
-    lines += [f"| {g['name']} | {g['value']} | {g['op']} {g['threshold']} | {g['passed']} |" for g in result.get("gates", [])]
-    lines += ["", f"version: {result.get('version')}  aliases: {result.get('aliases')}", f"MLflow run: {result['mlflow_run_id']}"]
+def _markdown(result: RunResult) -> str:
+    lines = [f"# {result.registered_model}: {result.status}", "", "| gate | value | threshold | passed |", "|---|---|---|---|"]
+    lines += [f"| {g['name']} | {g['value']} | {g['op']} {g['threshold']} | {g['passed']} |" for g in result.gates]
+    lines += ["", f"version: {result.version}  aliases: {result.aliases}", f"MLflow run: {result.mlflow_run_id}"]
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from tasks import processes
 from tasks.config import RunRequest
 from tasks.data.load import DataError
 from tasks.registry import tracking
+from tasks.run_result import json_safe
 from tasks.workspace import remove_scratch_folder, scratch_folder
 
 # The parent run's end state for each outcome; a valid or rejected batch is a finished validation.
@@ -25,7 +26,8 @@ def validate_flow(request: RunRequest) -> dict[str, Any]:
                                 tags={"pmf.kind": "validation", "prefect.flow_run_id": str(flow_run.id or "")})
     ctx = stages.RunContext.for_request(request, experiment_id, parent, scratch_folder("pmf-validate"))
     result: dict[str, Any] = {"name": request.name, "data": str(request.data), "mlflow_run_id": parent,
-                              "prefect_flow_run_id": str(flow_run.id or "")}
+                              "prefect_flow_run_id": str(flow_run.id or ""), "config_source": request.config_source,
+                              "config_overrides": list(request.overrides)}
     try:
         batch = stages.load_batch(request.data)
         _, report, version = stages.validate_batch(ctx, batch)
@@ -42,4 +44,4 @@ def validate_flow(request: RunRequest) -> dict[str, Any]:
         tracking.set_tags(parent, {"pmf.status": status})
         tracking.end_run(parent, MLFLOW_STATUS.get(status, "FINISHED"))
         remove_scratch_folder(ctx.workdir)
-    return stages.to_json(result)
+    return json_safe({**result, "unlabelled_rows": ctx.unlabelled_rows, "config_recorded": ctx.config_recorded})

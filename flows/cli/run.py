@@ -91,21 +91,6 @@ def _recorded_config(name: str) -> Any:
     return recorded_config(name)
 
 
-def _with_run_facts(result: dict[str, Any], request: Any) -> dict[str, Any]:
-    """Which config applied, whether this run recorded it, and how many unlabelled rows were set aside
-    (the flow records the last two on its MLflow parent run)."""
-    facts: dict[str, Any] = {"config_source": request.config_source, "config_overrides": list(request.overrides),
-                             "config_recorded": None, "unlabelled_rows": None}
-    run_id = result.get("mlflow_run_id")
-    if run_id:
-        from tasks.registry.tracking import client
-
-        run = client().get_run(run_id).data
-        recorded = run.tags.get("pmf.config_recorded")
-        facts["config_recorded"] = int(recorded) if recorded else None
-        if "unlabelled_rows" in run.metrics:
-            facts["unlabelled_rows"] = int(run.metrics["unlabelled_rows"])
-    return {**result, **facts}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -131,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows.summary import render_run
 
     code = {"completed": EXIT_OK, "data_rejected": EXIT_REJECTED}.get(result["status"], EXIT_FAILED)
-    return emit(_with_run_facts(result, request), args.json, code, render_run)
+    return emit(result, args.json, code, render_run)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -152,4 +137,4 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except Exception as exc:
         return emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, args.json, EXIT_FAILED)
     code = EXIT_OK if result["status"] == "valid" else EXIT_REJECTED
-    return emit(_with_run_facts(result, request), args.json, code, render_validation)
+    return emit(result, args.json, code, render_validation)
