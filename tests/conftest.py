@@ -20,6 +20,12 @@ os.environ["PMF_NO_WARMUP"] = "1"  # in-process runs: a background import thread
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("PREFECT_API_URL", None)
 
+# Prefect configures logging on its first full import and closes every existing handler, absl's too;
+# once TensorFlow is imported under pytest's capture, absl's handler writes to pytest's capture file
+# and closing it breaks the session. Importing Prefect here, before any test imports TensorFlow,
+# makes that close harmless whatever order the tests run in.
+import prefect.main  # noqa: E402, F401
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"
 

@@ -8,15 +8,9 @@ import json
 import re
 from pathlib import Path
 
-import prefect.main  # noqa: F401  (see below)
 import pytest
 
 from flows.cli import main
-
-# Prefect configures logging on its first full import and closes every existing handler, absl's
-# too; once TensorFlow is imported under pytest's capture, absl's handler writes to pytest's
-# capture file, and closing it breaks the session. Importing Prefect at collection, before any
-# test imports TensorFlow, keeps that close harmless.
 
 VARIANTS = ("float32", "int8", "student_scratch_int8")  # cheap ones, and the control
 PROGRESS = re.compile(r"^  ✓ (\w+) built in \d+\.\d s \((\d)/3\)$")
