@@ -2,15 +2,15 @@
 import numpy as np
 import pytest
 
+from tasks.compression.common import CompressionData
 from tasks.compression.gate import compression_gate
 from tasks.compression.measure import TfliteRunner, keras_predict
 from tasks.compression.settings import CompressionSettings
-from tasks.compression.common import CompressionData
 from tasks.compression.variants import build_and_measure
 from tasks.model.builders import build_mlp
 from tasks.model.tf_env import import_keras
 
-pytestmark = pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")
+pytestmark = [pytest.mark.component, pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")]
 SETTINGS = CompressionSettings(variants=("float32", "int8", "distilled_int8", "student_scratch_int8"), distillation={"epochs": 15}, latency={"warmup": 10, "repeats": 50})
 
 

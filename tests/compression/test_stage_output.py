@@ -12,6 +12,8 @@ import pytest
 
 from flows.cli import main
 
+pytestmark = pytest.mark.slow
+
 VARIANTS = ("float32", "int8", "student_scratch_int8")  # cheap ones, and the control
 PROGRESS = re.compile(r"^  ✓ (\w+) built in \d+\.\d s \((\d)/3\)$")
 

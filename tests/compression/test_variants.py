@@ -3,22 +3,22 @@
 One module-scoped teacher and one sequential build of every variant keep the folder fast; tests
 that need other builds (threads, failures) make their own.
 """
-import hashlib
 import gzip
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
+from tasks.compression.common import CompressionData, clone_teacher
 from tasks.compression.gate import compression_gate
 from tasks.compression.measure import TfliteRunner, keras_predict, measure_tflite
 from tasks.compression.settings import ALL_VARIANTS, CompressionSettings
-from tasks.compression.common import CompressionData, clone_teacher
 from tasks.compression.variants import build_and_measure, build_only, convert_to_tflite, measure_built
 from tasks.model.builders import build_mlp
 from tasks.model.tf_env import import_keras
 
-pytestmark = pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")
+pytestmark = [pytest.mark.component, pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")]
 HIDDEN = (64, 32)
 SETTINGS = CompressionSettings(distillation={"epochs": 12}, latency={"warmup": 10, "repeats": 50})
 

@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import DATA
 from tests.flows.helpers import child_runs, pmf, registry_state
 
+pytestmark = pytest.mark.slow
+
 PENGUINS = pd.read_csv(DATA / "penguins.csv")
 
 

@@ -6,6 +6,8 @@ import pytest
 from tests.conftest import DATA
 from tests.flows.helpers import pmf
 
+pytestmark = pytest.mark.component
+
 
 def all_runs(client) -> list:
     experiments = [e.experiment_id for e in client.search_experiments()]

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from tasks.registry.datasets import recorded_config
-
 from tests.conftest import DATA
 from tests.flows.helpers import child_runs, pmf
+
+pytestmark = pytest.mark.slow
 
 NEW_BATCH = str(DATA / "batches" / "penguins_new.csv")
 PENGUINS_GATES = [("accuracy", ">=", 0.9), ("f1_macro", ">=", 0.85), ("roc_auc", ">=", 0.95)]

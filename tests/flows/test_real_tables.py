@@ -8,6 +8,8 @@ import pytest
 
 from tests.flows.helpers import child_runs, pmf
 
+pytestmark = pytest.mark.slow
+
 ONE_VARIANT = ["--set", "compression.variants=[float32]", "--set", "train.epochs=25"]
 
 

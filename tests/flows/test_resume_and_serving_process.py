@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.pmf_process import pmf_process
 
+pytestmark = pytest.mark.slow
+
 SLOW_TRAINING = ["--set", "train.epochs=40", "--set", "train.batch_size=4", "--set", "train.early_stopping_patience=40"]
 
 

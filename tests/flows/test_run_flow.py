@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from tasks.data.load import file_sha256
-
 from tests.conftest import DATA
 from tests.flows.helpers import child_runs, pmf, registry_state
+
+pytestmark = pytest.mark.slow
 
 FAST = ["--set", "train.epochs=15", "--set", "compression.variants=[float32, int8]"]
 STAGES = {"validate", "preprocess", "train", "evaluate", "compress", "register", "promote"}
@@ -58,8 +59,9 @@ def test_penguins_run_records_everything_then_new_batches_are_validated_against_
     assert [(m["alias"], m["from_version"], m["to_version"]) for m in moves] == [("staging", None, "1"), ("production", None, "1")]
     assert registered_variant(version) == result["shipped_variant"]
     assert version.tags["pmf.data_sha256"] == file_sha256(DATA / "penguins.csv")
-    assert version.tags["prefect.flow_run_id"] == result["prefect_flow_run_id"]
-    assert len(version.tags["git_commit"]) >= 7 and '"epochs":15' in version.tags["pmf.config"]
+    assert version.tags["pmf.prefect_flow_run_id"] == result["prefect_flow_run_id"]
+    assert len(version.tags["pmf.git_commit"]) >= 7 and '"epochs":15' in version.tags["pmf.config"]
+    assert version.run_id == result["mlflow_run_id"]  # the version's source run is the pipeline run
 
     # A later batch of the same name needs no target: it is validated against suite v1, unchanged.
     code, second = pmf("run", "--data", str(DATA / "batches" / "penguins_new.csv"), "--name", "penguins", *FAST)

@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import DATA
 from tests.support.pmf_process import pmf_process
 
+pytestmark = pytest.mark.slow
+
 PENGUINS = str(DATA / "penguins.csv")
 
 

@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import DATA
 from tests.flows.helpers import pmf
 
+pytestmark = pytest.mark.slow
+
 
 def pmf_folders_in_system_temp() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("pmf-*") if not p.name.startswith("pmf-tests-")}

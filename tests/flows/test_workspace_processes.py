@@ -11,6 +11,8 @@ from mlflow import MlflowClient
 
 from tests.support.pmf_process import children_of, is_running, pmf_process, read_stderr_until, wait_for
 
+pytestmark = pytest.mark.slow
+
 SLOW_TRAINING = ["--set", "train.epochs=40", "--set", "train.batch_size=4", "--set", "train.early_stopping_patience=40",
                  "--set", "compression.variants=[float32]"]
 

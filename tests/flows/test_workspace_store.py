@@ -6,10 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import DATA
 from tests.support.pmf_process import pmf_process
+
+pytestmark = pytest.mark.slow
 
 PENGUINS = str(DATA / "penguins.csv")
 

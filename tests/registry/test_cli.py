@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.registry.store import NAME
+
+pytestmark = pytest.mark.slow
 
 
 def pmf(*args: str) -> tuple[int, dict | str]:

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from tasks.registry import datasets
 from tasks.registry.tracking import ensure_experiment
+
+pytestmark = pytest.mark.component
 
 
 def at_once(count: int, work) -> list:

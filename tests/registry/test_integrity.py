@@ -18,6 +18,8 @@ from tasks.registry.promotion_settings import PromotionSettings
 from tasks.serving.package import IntegrityError
 from tests.registry.store import NAME, model_folder
 
+pytestmark = pytest.mark.slow
+
 SETTINGS = PromotionSettings(slice_columns=("island", "sex"), champion_margin=0.01)
 
 

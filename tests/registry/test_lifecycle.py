@@ -5,10 +5,12 @@ import threading
 
 import pytest
 
-from tests.registry.store import NAME
 from tasks.registry import lifecycle, tracking
 from tasks.registry.promotion import canary_agreement, promote_candidate, promote_version
 from tasks.registry.promotion_settings import PromotionSettings
+from tests.registry.store import NAME
+
+pytestmark = pytest.mark.slow
 
 # 1 pp margin: v3 beats v1 overall but is 0.0003 behind it on one island, which is noise on 26 rows.
 SETTINGS = PromotionSettings(slice_columns=("island", "sex"), champion_margin=0.01)

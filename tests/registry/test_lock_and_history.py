@@ -15,6 +15,8 @@ from tasks.registry import lifecycle, tracking
 from tasks.registry.promotion import StoredConfigError, settings_for_version
 from tests.registry.store import NAME
 
+pytestmark = pytest.mark.slow
+
 
 def pmf(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, timeout=300,

@@ -8,9 +8,10 @@ import pytest
 
 from tasks.registry import lifecycle
 from tasks.registry.promotion_settings import PromotionSettings
-
 from tests.flows.helpers import pmf
 from tests.registry.store import NAME
+
+pytestmark = pytest.mark.slow
 
 SETTINGS = PromotionSettings(slice_columns=("island", "sex"), champion_margin=0.01, manual_approval=True, approval_timeout_s=120)
 

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.component
+
 
 def closed_port() -> int:
     with socket.socket() as sock:

@@ -7,8 +7,10 @@ from tasks.config import ExpectationRule, ValidationConfig
 from tasks.data.load import read_table
 from tasks.data.schema import infer_schema
 from tasks.data.validate import class_balance_failures, declared_expectations, infer_expectations, validate_frame
-
 from tests.conftest import DATA
+from tests.support.report_html import report_counts, table_rows
+
+pytestmark = pytest.mark.component
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,10 @@ def test_missing_column_is_reported_once_as_missing(reference):
     report = validate_frame(frame.drop(columns=["island"]), suite, "penguins")
     assert not report.success
     island = [f for f in report.failures if f["column"] == "island"]
-    assert island == [{"column": "island", "expectation": "expect_column_to_exist", "observed": "column is missing", "expected": {}}]
+    # Its other expectations are folded into the one line, named, so the failures still account for each.
+    assert island == [{"column": "island", "expectation": "expect_column_to_exist", "observed": "column is missing", "expected": {},
+                       "also_failed": ["expect_column_values_to_be_in_set", "expect_column_values_to_not_be_null"]}]
+    assert (report.evaluated, report.failed, len(report.passed)) == (len(suite), 3, len(suite) - 3)
 
 
 def test_wrong_type_out_of_range_and_unseen_label_are_each_named(reference):
@@ -85,10 +90,14 @@ def test_class_balance_needs_two_classes_with_enough_rows():
     assert class_balance_failures(one_class, schema, 5)[0]["expectation"] == "at_least_two_classes"
 
 
-def test_data_docs_are_built(reference, tmp_path):
+def test_the_report_page_is_written_with_every_check(reference, tmp_path):
     frame, _, suite = reference
     report = validate_frame(frame, suite, "penguins", tmp_path / "docs")
-    assert (tmp_path / "docs" / "index.html").exists() and report.docs_dir
+    page = (tmp_path / "docs" / "validation_report.html").read_text(encoding="utf-8")
+    assert report_counts(page) == {"evaluated": len(suite), "passed": len(suite), "failed": 0} == {
+        "evaluated": report.evaluated, "passed": len(report.passed), "failed": report.failed}
+    assert table_rows(page, "failed") == [] and len(table_rows(page, "passed")) == len(suite)
+    assert [p.name for p in (tmp_path / "docs").iterdir()] == ["validation_report.html"]
 
 
 def test_a_first_batch_with_a_few_unparseable_dates_passes_the_suite_inferred_from_it():

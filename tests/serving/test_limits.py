@@ -10,6 +10,8 @@ from tasks.registry import lifecycle
 from tests.registry.store import NAME
 from tests.support.serving import PENGUIN, Server
 
+pytestmark = pytest.mark.slow
+
 MB = 1024 * 1024
 
 

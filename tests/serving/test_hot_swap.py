@@ -6,10 +6,13 @@ import threading
 import time
 
 import orjson
+import pytest
 
 from tasks.registry import lifecycle
 from tests.registry.store import NAME
 from tests.support.serving import Server
+
+pytestmark = pytest.mark.slow
 
 ROW = {"island": "Biscoe", "bill_length_mm": 47.0, "bill_depth_mm": 15.0, "flipper_length_mm": 215, "body_mass_g": 5200,
        "sex": "male", "year": 2008}

@@ -4,8 +4,7 @@ import pytest
 
 from tasks.data.preprocess import Preprocessor, fit_preprocessor, split_frame
 from tasks.data.schema import infer_schema
-
-from tests.unit.test_schema import mixed_table
+from tests.support.frames import mixed_table
 
 
 @pytest.fixture

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tasks.registry import lifecycle, tracking
 from tasks.serving.package import MODEL_FILE
 from tests.registry.store import NAME, model_folder
 from tests.support.serving import PENGUIN, Server
+
+pytestmark = pytest.mark.slow
 
 
 def tamper(home: Path, version: str) -> None:

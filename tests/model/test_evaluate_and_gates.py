@@ -1,11 +1,10 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from tasks.config import GateRule
 from tasks.model.evaluate import classification_metrics, regression_metrics, slice_metrics
 from tasks.model.gates import evaluation_gate
-
-import pandas as pd
 
 
 def test_classification_metrics_match_hand_computed_values():

@@ -16,6 +16,8 @@ from tasks.serving.prediction_log import PredictionLog
 from tests.registry.store import NAME
 from tests.support.serving import PENGUIN, Server
 
+pytestmark = pytest.mark.slow
+
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CLASSES = {"Adelie", "Chinstrap", "Gentoo"}
 

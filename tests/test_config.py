@@ -3,7 +3,6 @@ from pathlib import Path
 import pytest
 
 from tasks.config import ConfigError, PmfConfig, apply_overrides, load_config
-
 from tests.conftest import DATA
 
 

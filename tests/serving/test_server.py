@@ -17,6 +17,8 @@ from tasks.registry.promotion import load_heldout, load_verified
 from tests.registry.store import NAME, fresh_copy
 from tests.support.serving import PENGUIN, Server
 
+pytestmark = pytest.mark.slow
+
 COLUMNS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year", "island", "sex"]
 
 

@@ -13,6 +13,8 @@ from tasks.registry import lifecycle, tracking
 from tests.registry.store import NAME
 from tests.support.serving import PENGUIN, Server, free_port
 
+pytestmark = pytest.mark.slow
+
 
 def pmf_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     import os
