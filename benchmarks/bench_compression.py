@@ -7,27 +7,29 @@ TFLite and the Keras model) and a goals line per model with the measured value a
 Models: (a) penguins MLP, (b) digits CNN (>100k params), (c) a >100k-param tabular MLP on
 generated data. Everything is seeded; timings depend on the machine.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from tasks.compression.gate import choose_variant, comparison_table, compression_gate, mark_shipped  # noqa: E402
-from tasks.compression.settings import CompressionSettings  # noqa: E402
-from tasks.compression.common import CompressionData  # noqa: E402
-from tasks.compression.variants import build_and_measure  # noqa: E402
-from tasks.model.builders import build_cnn, build_mlp  # noqa: E402
-from tasks.model.tf_env import import_keras  # noqa: E402
+from tasks.compression.common import CompressionData
+from tasks.compression.gate import choose_variant, comparison_table, compression_gate, mark_shipped
+from tasks.compression.settings import CompressionSettings
+from tasks.compression.variants import build_and_measure
+from tasks.model.builders import build_cnn, build_mlp
+from tasks.model.tf_env import import_keras
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 42
@@ -71,7 +73,9 @@ def digits_case(quick: bool) -> Case:
     order = np.random.default_rng(SEED).permutation(len(x))
     train, val, test = np.split(order, [int(0.6 * len(x)), int(0.8 * len(x))])
     data = CompressionData(x[train], y[train], x[val], y[val], x[test], y[test])  # pixels already in [0, 1]
-    builder = lambda w: build_cnn(64, 10, (8, 8, 1), (max(4, int(32 * w)), max(4, int(64 * w))), (max(8, int(512 * w)),), 0.2, "classification")
+    builder = lambda w: build_cnn(
+        64, 10, (8, 8, 1), (max(4, int(32 * w)), max(4, int(64 * w))), (max(8, int(512 * w)),), 0.2, "classification"
+    )
     return Case("digits CNN", data, 10, builder, 6 if quick else 15, 32)
 
 
@@ -92,7 +96,15 @@ def train_teacher(case: Case) -> Any:
     model = case.builder(1.0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     stop = keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)
-    model.fit(case.data.x_train, case.data.y_train, validation_data=(case.data.x_val, case.data.y_val), epochs=case.epochs, batch_size=case.batch_size, verbose=0, callbacks=[stop])
+    model.fit(
+        case.data.x_train,
+        case.data.y_train,
+        validation_data=(case.data.x_val, case.data.y_val),
+        epochs=case.epochs,
+        batch_size=case.batch_size,
+        verbose=0,
+        callbacks=[stop],
+    )
     return model
 
 
@@ -101,7 +113,10 @@ def scorer(y_test: np.ndarray, n_classes: int) -> Callable[[np.ndarray], dict[st
 
     def score(probabilities: np.ndarray) -> dict[str, float]:
         predicted = probabilities.argmax(axis=1)
-        return {"accuracy": float(np.mean(predicted == y_test)), "f1_macro": float(f1_score(y_test, predicted, average="macro", labels=range(n_classes)))}
+        return {
+            "accuracy": float(np.mean(predicted == y_test)),
+            "f1_macro": float(f1_score(y_test, predicted, average="macro", labels=range(n_classes))),
+        }
 
     return score
 
@@ -118,9 +133,36 @@ def settings_for(case: Case, quick: bool) -> CompressionSettings:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    columns = ["variant", "bytes", "gzip_bytes", "size_ratio_vs_float32", "gzip_ratio_vs_float32", "latency_ms_p50", "latency_ms_p99",
-               "latency_ratio_vs_float32", "latency_ratio_vs_keras", "accuracy", "delta_pp", "passed", "shipped"]
-    header = ["variant", "bytes", "gzip B", "size x", "gzip x", "p50 ms", "p99 ms", "speed x f32", "speed x keras", "accuracy", "Δ pp", "gate", "ship"]
+    columns = [
+        "variant",
+        "bytes",
+        "gzip_bytes",
+        "size_ratio_vs_float32",
+        "gzip_ratio_vs_float32",
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "latency_ratio_vs_float32",
+        "latency_ratio_vs_keras",
+        "accuracy",
+        "delta_pp",
+        "passed",
+        "shipped",
+    ]
+    header = [
+        "variant",
+        "bytes",
+        "gzip B",
+        "size x",
+        "gzip x",
+        "p50 ms",
+        "p99 ms",
+        "speed x f32",
+        "speed x keras",
+        "accuracy",
+        "Δ pp",
+        "gate",
+        "ship",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.assign(delta_pp=table["metric_delta"] * 100)[columns].iterrows():
         cells = []
@@ -144,7 +186,12 @@ def goals(reports: dict[str, Any], shipped: Any) -> str:
     acc = lambda name: reports[name].metrics.get("accuracy", float("nan"))
     checks = [
         ("int8 size", f32.bytes / reports["int8"].bytes, 3.5, "x"),
-        ("pruned_int8 gzip", f32.gzip_bytes / reports["pruned_int8"].gzip_bytes if reports["pruned_int8"].ok else float("nan"), 10.0, "x"),
+        (
+            "pruned_int8 gzip",
+            f32.gzip_bytes / reports["pruned_int8"].gzip_bytes if reports["pruned_int8"].ok else float("nan"),
+            10.0,
+            "x",
+        ),
         ("int8 p50 vs float32", f32.latency_ms_p50 / reports["int8"].latency_ms_p50, 2.5, "x"),
         ("int8 p50 vs keras", keras.latency_ms_p50 / reports["int8"].latency_ms_p50, 100.0, "x"),
         ("shipped drop", -(shipped.metrics["accuracy"] - f32.metrics["accuracy"]) * 100, None, "pp"),
@@ -169,12 +216,16 @@ def run_case(case: Case, quick: bool, workdir: Path) -> None:
     score = scorer(case.data.y_test, case.n_classes)
     reports = {}
     for variant in ("keras", *settings.variants):
-        reports[variant] = build_and_measure(variant, teacher, case.data, "classification", score, settings, workdir / case.name.replace(" ", "_"), case.builder)
+        reports[variant] = build_and_measure(
+            variant, teacher, case.data, "classification", score, settings, workdir / case.name.replace(" ", "_"), case.builder
+        )
     gated = compression_gate(reports.values(), settings, "accuracy", higher_is_better=True)
     shipped = choose_variant(gated, settings.policy)
     final = mark_shipped(gated, shipped)
     by_name = {r.variant: r for r in final}
-    print(f"\n### {case.name}: {teacher.count_params():,} params, {len(case.data.x_train)} train / {len(case.data.x_test)} test rows ({time.perf_counter() - started:.0f} s)\n")
+    print(
+        f"\n### {case.name}: {teacher.count_params():,} params, {len(case.data.x_train)} train / {len(case.data.x_test)} test rows ({time.perf_counter() - started:.0f} s)\n"
+    )
     print(markdown(comparison_table(final, "accuracy")))
     for r in final:
         if r.error:
@@ -183,7 +234,9 @@ def run_case(case: Case, quick: bool, workdir: Path) -> None:
             print(f"- {r.variant} rejected: {'; '.join(x for x in r.reasons if '>' in x)}")
     extra = by_name["pruned_int8"].extra
     if extra:
-        print(f"- pruned_int8 sparsity {extra.get('sparsity')} (target {extra.get('target_sparsity')}, end_step {extra.get('end_step')}, frequency {extra.get('frequency')})")
+        print(
+            f"- pruned_int8 sparsity {extra.get('sparsity')} (target {extra.get('target_sparsity')}, end_step {extra.get('end_step')}, frequency {extra.get('frequency')})"
+        )
     print(f"- shipped: {shipped.variant} — {shipped.reasons[-1]}")
     print(goals(by_name, shipped), flush=True)
 

@@ -5,6 +5,7 @@ seconds and peak resident memory.
 
     python benchmarks/bench_model_load.py
 """
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,9 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="pmf-bench-load-"))
     env = {**os.environ, "PMF_HOME": str(home), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    run = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--json"], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "--json"], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
     result = json.loads(run.stdout.strip().splitlines()[-1])
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
@@ -63,14 +66,20 @@ def main() -> None:
     train_run = client.search_runs([result["mlflow_experiment_id"]], filter_string="tags.`pmf.stage` = 'train'")[0]
     keras_file = client.download_artifacts(train_run.info.run_id, "float_model/float_model.keras", str(home))
     data = str(REPO / "data" / "batches" / "penguins_new.csv")
-    rows = {"pmf pyfunc (LiteRT, shipped " + result["shipped_variant"] + ")": min((measure(PYFUNC, env, data) for _ in range(3)), key=lambda r: r["load_s"]),
-            "tf_keras float model": min((measure(KERAS, env, data, keras_file) for _ in range(3)), key=lambda r: r["load_s"])}
+    rows = {
+        "pmf pyfunc (LiteRT, shipped " + result["shipped_variant"] + ")": min(
+            (measure(PYFUNC, env, data) for _ in range(3)), key=lambda r: r["load_s"]
+        ),
+        "tf_keras float model": min((measure(KERAS, env, data, keras_file) for _ in range(3)), key=lambda r: r["load_s"]),
+    }
     print("| process | load s | first predict s | peak RSS MB | imports TensorFlow |")
     print("|---|---:|---:|---:|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['load_s']:.2f} | {r['first_predict_s']:.3f} | {r['rss_mb']:.0f} | {r['tensorflow']} |")
     pyfunc, keras = rows.values()
-    print(f"\nload time ratio keras/pyfunc: {keras['load_s'] / pyfunc['load_s']:.1f}×; memory ratio: {keras['rss_mb'] / pyfunc['rss_mb']:.1f}×")
+    print(
+        f"\nload time ratio keras/pyfunc: {keras['load_s'] / pyfunc['load_s']:.1f}×; memory ratio: {keras['rss_mb'] / pyfunc['rss_mb']:.1f}×"
+    )
 
 
 if __name__ == "__main__":

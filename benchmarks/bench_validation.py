@@ -5,6 +5,7 @@ both sides must find a failure. GX is imported once before timing (its ~2.5 s im
 
     python benchmarks/bench_validation.py [--quick]
 """
+
 from __future__ import annotations
 
 import sys
@@ -95,13 +96,17 @@ def main() -> None:
     long_rows = 100_000 if quick else 1_000_000
     repeats = 1 if quick else 3
     validate_frame(wide_frame(30, 2), [{"type": "expect_column_to_exist", "kwargs": {"column": "c0"}}], "warm-up")
-    rows = [measure(f"wide: {wide[1]:,} columns x {wide[0]:,} rows", wide_frame(*wide), repeats),
-            measure(f"long: {long_rows:,} rows x 11 columns", tabular_frame(long_rows, seed=0), repeats)]
+    rows = [
+        measure(f"wide: {wide[1]:,} columns x {wide[0]:,} rows", wide_frame(*wide), repeats),
+        measure(f"long: {long_rows:,} rows x 11 columns", tabular_frame(long_rows, seed=0), repeats),
+    ]
     print("| table | expectations | hand-written pandas s | pmf (GX) s | ratio pmf/pandas | pmf + Data Docs s |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['table']} | {r['expectations']:,} | {r['pandas_s']:.2f} | {r['pmf_s']:.2f} | "
-              f"{r['pmf_s'] / r['pandas_s']:.2f}x | {r['docs_s']:.2f} |")
+        print(
+            f"| {r['table']} | {r['expectations']:,} | {r['pandas_s']:.2f} | {r['pmf_s']:.2f} | "
+            f"{r['pmf_s'] / r['pandas_s']:.2f}x | {r['docs_s']:.2f} |"
+        )
     print("\ngoal: wide table validated in <= 10 s; 1M rows within 3x of the hand-written pandas checks")
 
 

@@ -1,4 +1,5 @@
 """Generated benchmark data: a seeded tabular classification table of any size (nothing downloaded)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +15,9 @@ def tabular_frame(rows: int, seed: int = 0, numeric: int = 8) -> pd.DataFrame:
     region = rng.choice(np.array(["north", "south", "east", "west"]), rows)
     plan = rng.choice(np.array(["free", "pro", "team"]), rows, p=[0.6, 0.3, 0.1])
     weights = rng.normal(size=(numeric, 3))
-    logits = x @ weights + (region == "north")[:, None] * np.array([0.8, 0, -0.8]) + (plan == "pro")[:, None] * np.array([0, 1.0, 0])
+    logits = (
+        x @ weights + (region == "north")[:, None] * np.array([0.8, 0, -0.8]) + (plan == "pro")[:, None] * np.array([0, 1.0, 0])
+    )
     target = np.argmax(logits + rng.gumbel(size=logits.shape) * 0.5, axis=1)
     frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(numeric)])
     frame["region"], frame["plan"] = region, plan

@@ -5,6 +5,7 @@ time, so no variant is timed while another trains on the same cores. Each varian
 MLflow run; the comparison table and the size-versus-quality plot go to the stage run and the
 table to Prefect as a table artifact.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -37,6 +38,7 @@ from tasks.compression import (
 from tasks.compression.gate import role
 from tasks.compression.student import student_builder
 from tasks.config import TrainConfig
+from tasks.model.builders import Task
 from tasks.model.evaluate import HIGHER_IS_BETTER, scorer_on_test_split
 from tasks.registry import tracking
 
@@ -51,13 +53,28 @@ class Compression:
 
 
 @task(name="compress-variant", cache_policy=NO_CACHE, task_run_name="compress-{variant}")
-def build_variant(variant: str, teacher: Any, arrays: CompressionData, task_kind: str, settings: CompressionSettings,
-                  workdir: Path, train_cfg: TrainConfig, n_outputs: int) -> VariantReport:
+def build_variant(
+    variant: str,
+    teacher: Any,
+    arrays: CompressionData,
+    task_kind: Task,
+    settings: CompressionSettings,
+    workdir: Path,
+    train_cfg: TrainConfig,
+    n_outputs: int,
+) -> VariantReport:
     """Build one variant's .tflite (never raises: a failure is a report with `error`); the build
     time goes to `extra["build_seconds"]`."""
     start = time.perf_counter()
-    report = build_only(variant, teacher, arrays, task_kind, settings, workdir,
-                        student_builder(train_cfg, arrays.x_train.shape[1], n_outputs, task_kind))
+    report = build_only(
+        variant,
+        teacher,
+        arrays,
+        task_kind,
+        settings,
+        workdir,
+        student_builder(train_cfg, arrays.x_train.shape[1], n_outputs, task_kind),
+    )
     return report.model_copy(update={"extra": {**report.extra, "build_seconds": round(time.perf_counter() - start, 3)}})
 
 
@@ -88,22 +105,33 @@ def compress(ctx: RunContext, data: Prepared, teacher: Any, evaluation: Evaluati
     """Run inside the flow: fan the builds out, then measure, gate and choose in one task."""
     settings = ctx.cfg.compression
     schema = data.preprocessor.schema
-    arrays = CompressionData(data.x["train"], data.y["train"], data.x["validation"], data.y["validation"],
-                             data.x["test"], data.y["test"])
+    arrays = CompressionData(
+        data.x["train"], data.y["train"], data.x["validation"], data.y["validation"], data.x["test"], data.y["test"]
+    )
     n_outputs = len(schema.classes) if schema.task == "classification" else 1
     workdir = ctx.workdir / "compression"
     with CONSOLE.stage(f"compress ({len(settings.variants)} variants)"):
-        futures = {build_variant.submit(v, teacher, arrays, schema.task, settings, workdir, ctx.cfg.train, n_outputs): v
-                   for v in settings.variants}
+        futures = {
+            build_variant.submit(v, teacher, arrays, schema.task, settings, workdir, ctx.cfg.train, n_outputs): v
+            for v in settings.variants
+        }
         built = build_all(futures, len(settings.variants))
         CONSOLE.line(f"  measuring the Keras model and {len(built)} variant(s) one at a time …")
-        return measure_gate_choose(ctx, data, teacher, arrays, [built[v] for v in settings.variants], settings,
-                                   evaluation.primary_metric)
+        return measure_gate_choose(
+            ctx, data, teacher, arrays, [built[v] for v in settings.variants], settings, evaluation.primary_metric
+        )
 
 
 @task(name="compress-measure-gate", cache_policy=NO_CACHE)
-def measure_gate_choose(ctx: RunContext, data: Prepared, teacher: Any, arrays: CompressionData, built: list[VariantReport],
-                        settings: CompressionSettings, primary_metric: str) -> Compression:
+def measure_gate_choose(
+    ctx: RunContext,
+    data: Prepared,
+    teacher: Any,
+    arrays: CompressionData,
+    built: list[VariantReport],
+    settings: CompressionSettings,
+    primary_metric: str,
+) -> Compression:
     score = scorer_on_test_split(data.preprocessor, data.y["test"])
     with tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "compress") as run_id:
         ctx.stage_runs["compress"] = run_id
@@ -120,15 +148,26 @@ def measure_gate_choose(ctx: RunContext, data: Prepared, teacher: Any, arrays: C
         return Compression(final, shipped)
 
 
-
-
 def _record(ctx: RunContext, run_id: str, reports: list[VariantReport], primary_metric: str) -> None:
     for report in reports:
         with tracking.stage_run(ctx.experiment_id, run_id, f"compress-{report.variant}") as variant_run:
-            tracking.log_params(variant_run, {"variant": report.variant, "passed": report.passed, "gate": report.verdict,
-                                              "role": role(report.to_json()), "shipped": report.shipped})
-            sizes = {"bytes": report.bytes, "gzip_bytes": report.gzip_bytes, "latency_ms_p50": report.latency_ms_p50,
-                     "latency_ms_p99": report.latency_ms_p99, "throughput_rows_s": report.throughput_rows_s}
+            tracking.log_params(
+                variant_run,
+                {
+                    "variant": report.variant,
+                    "passed": report.passed,
+                    "gate": report.verdict,
+                    "role": role(report.to_json()),
+                    "shipped": report.shipped,
+                },
+            )
+            sizes = {
+                "bytes": report.bytes,
+                "gzip_bytes": report.gzip_bytes,
+                "latency_ms_p50": report.latency_ms_p50,
+                "latency_ms_p99": report.latency_ms_p99,
+                "throughput_rows_s": report.throughput_rows_s,
+            }
             tracking.log_metrics(variant_run, {**report.metrics, **{k: v for k, v in sizes.items() if v is not None}})
             tracking.log_dict(variant_run, report.to_json(), "variant.json")
             if report.path and report.variant != "keras":
@@ -139,7 +178,9 @@ def _record(ctx: RunContext, run_id: str, reports: list[VariantReport], primary_
     create_table_artifact(key="compression", table=display_rows(reports, primary_metric), description=TABLE_LEGEND)
 
 
-TABLE_LEGEND = ("Compression variants, measured through LiteRT on the test split. gate: ✓ passed every rule · "
-                "! passed, but a warn-only rule failed · ✗ failed a hard rule · – not gated. role: shipped is the "
-                "registered variant; float32 is the reference every variant is gated against; a control is gated "
-                "for information and never shipped. Raw numbers: compression/comparison.csv on the MLflow run.")
+TABLE_LEGEND = (
+    "Compression variants, measured through LiteRT on the test split. gate: ✓ passed every rule · "
+    "! passed, but a warn-only rule failed · ✗ failed a hard rule · – not gated. role: shipped is the "
+    "registered variant; float32 is the reference every variant is gated against; a control is gated "
+    "for information and never shipped. Raw numbers: compression/comparison.csv on the MLflow run."
+)

@@ -8,6 +8,7 @@ process of ~200 MB. pmf wraps that start (lazily: commands that never reach Pref
 - with its pid in the command's process record, so a later command stops a server a kill -9 orphaned.
 Prefect's own exit hook stops it when the command ends (also on Ctrl-C and SIGTERM, see flows.cli).
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ Great Expectations and MLflow's pyfunc loader take about as long to import. Over
 shortens every `pmf run` by that much. The stages import the same modules normally: if a stage
 gets there first, it simply waits on Python's import lock.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -22,7 +23,7 @@ def _import_all() -> None:
         from tasks.model.tf_env import import_keras
 
         import_keras()
-    except Exception:  # noqa: BLE001  (a warm-up failure only costs time: the stage imports again and reports)
+    except Exception:  # noqa: BLE001, S110  (a warm-up failure only costs time: the stage imports again and reports)
         pass
 
 

@@ -4,6 +4,7 @@ Unknown keys are an error that names the key, so a typo never silently falls bac
 `--set key.path=value` overrides are applied to the raw mapping before validation, so they are
 checked by the same rules as the file.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,7 +54,9 @@ class DataConfig(_Frozen):
     task: Literal["classification", "regression"] | None = Field(None, description="inferred from the target when unset")
     drop_columns: tuple[str, ...] = ()
     slice_columns: tuple[str, ...] = Field((), description="categorical columns whose values get per-slice metrics")
-    max_categories: int = Field(50, ge=2, description="a text column with more distinct values is treated as free text/ID and dropped")
+    max_categories: int = Field(
+        50, ge=2, description="a text column with more distinct values is treated as free text/ID and dropped"
+    )
 
 
 class ExpectationRule(_Frozen):
@@ -68,8 +71,12 @@ class ValidationConfig(_Frozen):
     null_margin: float = Field(0.05, ge=0, le=1, description="allowed null fraction = reference null fraction + margin")
     min_rows: int = Field(20, ge=1)
     min_rows_per_class: int = Field(5, ge=1)
-    max_unlabelled_share: float = Field(0.1, ge=0, le=1, description="rows without a target value are set aside and "
-                                        "counted; a batch with a larger share of them is rejected")
+    max_unlabelled_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="rows without a target value are set aside and counted; a batch with a larger share of them is rejected",
+    )
     rules: tuple[ExpectationRule, ...] = ()
 
 
@@ -96,7 +103,7 @@ class TrainConfig(_Frozen):
     seed: int = 42
 
     @model_validator(mode="after")
-    def _cnn_needs_shape(self) -> "TrainConfig":
+    def _cnn_needs_shape(self) -> TrainConfig:
         if self.model == "cnn" and self.image_shape is None:
             raise ValueError("train.image_shape is required when train.model is 'cnn'")
         return self
@@ -111,7 +118,7 @@ class GateRule(_Frozen):
     severity: Literal["fail", "warn"] = "fail"
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "GateRule":
+    def _one_bound(self) -> GateRule:
         if (self.min is None) == (self.max is None):
             raise ValueError(f"gate on {self.metric!r} needs exactly one of min or max")
         return self
@@ -162,7 +169,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw != "" else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc.problem})") from None
+        raise ConfigError(f"--set {item!r}: value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
     return key.strip().split("."), value
 
 
@@ -195,8 +202,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except PermissionError:
         raise ConfigError(f"config file {path} cannot be read: permission denied") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
-                          f"{exc.start}): re-encode it as UTF-8") from None
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+            f"{exc.start}): re-encode it as UTF-8"
+        ) from None
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -208,8 +217,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def load_config(path: Path | None = None, overrides: list[str] | None = None, base: dict[str, Any] | None = None,
-                origin: str | None = None) -> PmfConfig:
+def load_config(
+    path: Path | None = None, overrides: list[str] | None = None, base: dict[str, Any] | None = None, origin: str | None = None
+) -> PmfConfig:
     """Read, override and validate a config. Relative data paths resolve against the config file.
 
     Without `path`, `base` (a recorded config's mapping) is the starting point, else the defaults;

@@ -5,6 +5,7 @@ it), the MLflow runs it opened, the embedded Prefect server it started and its s
 The command deletes its record when it ends, however it ends short of SIGKILL; a record whose owner
 is gone is reclaimed by the next command (`stale_records`). Records of other hosts are left alone.
 """
+
 from __future__ import annotations
 
 import json

@@ -8,6 +8,7 @@ Everything a workspace writes lives under PMF_HOME, whatever folder the user sta
 stores, artifacts of any database-backed MLflow store (also one the user named in
 MLFLOW_TRACKING_URI), scratch folders of running commands (`tmp/`), locks and logs.
 """
+
 from __future__ import annotations
 
 import errno
@@ -66,7 +67,7 @@ def sqlite_path(uri: str) -> Path | None:
     """The database file of a `sqlite:///PATH` URI (relative paths against the current folder), else None."""
     if not uri.startswith("sqlite:///"):
         return None
-    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
     return Path(path).resolve() if path and path != ":memory:" else None
 
 
@@ -110,6 +111,7 @@ def configure_environment(verbose: bool = False) -> Path:
 
 # ---- can the workspace take writes? -------------------------------------------------------------
 
+
 def check_workspace(home: Path) -> None:
     """Fail in milliseconds, with the folder named, where a command would otherwise fail half-way.
 
@@ -132,8 +134,10 @@ def check_workspace(home: Path) -> None:
             raise WorkspaceError(f"workspace {path} is not writable: make it writable or set PMF_HOME to another folder")
     free = shutil.disk_usage(home).free
     if free < MIN_FREE_BYTES:
-        raise WorkspaceError(f"no room in workspace {home}: {human_bytes(free)} free, pmf needs at least "
-                             f"{human_bytes(MIN_FREE_BYTES)}: free some space or set PMF_HOME to another disk")
+        raise WorkspaceError(
+            f"no room in workspace {home}: {human_bytes(free)} free, pmf needs at least "
+            f"{human_bytes(MIN_FREE_BYTES)}: free some space or set PMF_HOME to another disk"
+        )
 
 
 def _state_paths(home: Path) -> list[Path]:
@@ -164,8 +168,7 @@ def disk_message(folder: Path, exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename:
         where = Path(exc.filename)
     else:  # SQLite names no file: the store it writes is the one MLFLOW_TRACKING_URI names
-        where = sqlite_path(tracking_uri()) if not isinstance(exc, OSError) else None
-        where = where or folder
+        where = (sqlite_path(tracking_uri()) if not isinstance(exc, OSError) else None) or folder
     existing = next((p for p in (where, *where.parents) if p.exists()), None)
     free = f" ({human_bytes(shutil.disk_usage(existing).free)} free)" if existing else ""
     text = str(exc).lower()
@@ -187,6 +190,7 @@ def human_bytes(count: float) -> str:
 
 # ---- locks, scratch folders, logs ---------------------------------------------------------------
 
+
 @contextmanager
 def workspace_lock(name: str, timeout_s: float = 180.0) -> Iterator[None]:
     """An inter-process lock (flock on PMF_HOME/locks/NAME.lock), held for the block.
@@ -206,7 +210,9 @@ def workspace_lock(name: str, timeout_s: float = 180.0) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise WorkspaceError(f"workspace lock {folder / name}.lock held for over {timeout_s:.0f}s by another pmf command") from None
+                    raise WorkspaceError(
+                        f"workspace lock {folder / name}.lock held for over {timeout_s:.0f}s by another pmf command"
+                    ) from None
                 time.sleep(0.05)  # waiting on another process: nothing to be notified by
         try:
             yield

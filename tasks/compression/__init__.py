@@ -10,6 +10,7 @@ Importing this package is light (no TensorFlow): the names below are loaded on f
     shipped = choose_variant(gated, settings.policy)
     final = mark_shipped(gated, shipped)
 """
+
 from __future__ import annotations
 
 from importlib import import_module

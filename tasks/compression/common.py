@@ -3,6 +3,7 @@
 Kept apart from `variants` (which dispatches to prune, qat and distill) so that none of those
 imports `variants` back.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,16 @@ import numpy as np
 
 from tasks.model.builders import Task
 
-__all__ = ["CompressionData", "Task", "clone_teacher", "epoch_shuffled", "fine_tune", "fine_tune_steps",
-           "representative_sample", "task_loss"]
+__all__ = [
+    "CompressionData",
+    "Task",
+    "clone_teacher",
+    "epoch_shuffled",
+    "fine_tune",
+    "fine_tune_steps",
+    "representative_sample",
+    "task_loss",
+]
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,16 @@ def fine_tune_steps(rows: int, epochs: int, batch_size: int) -> int:
     return math.ceil(rows * epochs / batch_size)
 
 
-def fine_tune(model: Any, data: CompressionData, task: Task, epochs: int, batch_size: int, learning_rate: float, seed: int, callbacks: list[Any] | None = None) -> Any:
+def fine_tune(
+    model: Any,
+    data: CompressionData,
+    task: Task,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    callbacks: list[Any] | None = None,
+) -> Any:
     """Compile `model` with Adam and the task loss, and train it `epochs` passes over the training rows."""
     from tasks.model.tf_env import import_keras
 

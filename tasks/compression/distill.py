@@ -10,16 +10,18 @@ rate) on labels only: the control that shows what distillation bought. Both keep
 the epoch with the lowest label loss on the validation split. The loop runs eagerly (no shared
 tf.function), so several students can train in separate threads.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from tasks.compression.settings import DistillationSettings
 from tasks.compression.common import CompressionData, Task, clone_teacher
 from tasks.compression.measure import keras_predict
+from tasks.compression.settings import DistillationSettings
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,12 @@ class TrainedStudent:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "distilled": self.distilled, "width_factor": self.width_factor, "student_params": self.student_params,
-            "teacher_params": self.teacher_params, "best_epoch": self.best_epoch, "val_label_loss": round(self.val_label_loss, 6),
+            "distilled": self.distilled,
+            "width_factor": self.width_factor,
+            "student_params": self.student_params,
+            "teacher_params": self.teacher_params,
+            "best_epoch": self.best_epoch,
+            "val_label_loss": round(self.val_label_loss, 6),
         }
 
 
@@ -63,7 +69,9 @@ def student_logits_fn(student: Any, tf: Any, keras: Any) -> Callable[[Any, bool]
     return lambda x, training: tf.math.log(tf.clip_by_value(student(x, training=training), 1e-12, 1.0))
 
 
-def make_losses(task: Task, settings: DistillationSettings, distil: bool, student: Any, tf: Any, keras: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
+def make_losses(
+    task: Task, settings: DistillationSettings, distil: bool, student: Any, tf: Any, keras: Any
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """(training loss(x, y, teacher_out), label-only loss(x, y)) for the task."""
     alpha = settings.alpha if distil else 1.0
     if task == "classification":
@@ -88,12 +96,22 @@ def make_losses(task: Task, settings: DistillationSettings, distil: bool, studen
 
     def loss(x: Any, y: Any, teacher_out: Any) -> Any:  # type: ignore[no-redef]
         out = student(x, training=True)
-        return alpha * tf.reduce_mean(tf.square(out - tf.reshape(y, (-1, 1)))) + (1 - alpha) * tf.reduce_mean(tf.square(out - teacher_out))
+        return alpha * tf.reduce_mean(tf.square(out - tf.reshape(y, (-1, 1)))) + (1 - alpha) * tf.reduce_mean(
+            tf.square(out - teacher_out)
+        )
 
     return loss, label_loss
 
 
-def train_student(teacher: Any, student_builder: Callable[[float], Any], data: CompressionData, task: Task, settings: DistillationSettings, seed: int, distil: bool = True) -> TrainedStudent:
+def train_student(
+    teacher: Any,
+    student_builder: Callable[[float], Any],
+    data: CompressionData,
+    task: Task,
+    settings: DistillationSettings,
+    seed: int,
+    distil: bool = True,
+) -> TrainedStudent:
     """Train `student_builder(settings.width_factor)` against the teacher (or labels only when
     `distil=False`) and return it with the weights of its best validation epoch."""
     from tasks.model.tf_env import import_keras, import_tf
@@ -116,9 +134,11 @@ def train_student(teacher: Any, student_builder: Callable[[float], Any], data: C
             with tf.GradientTape() as tape:
                 loss = loss_fn(tf.constant(x[batch]), tf.constant(y[batch]), tf.constant(teacher_out[batch]))
             grads = tape.gradient(loss, student.trainable_variables)
-            optimizer.apply_gradients(zip(grads, student.trainable_variables))
+            optimizer.apply_gradients(zip(grads, student.trainable_variables, strict=True))
         val = float(label_loss(x_val, y_val))
         if val < best[0]:
             best = (val, epoch, student.get_weights())
     student.set_weights(best[2])
-    return TrainedStudent(student, distil, settings.width_factor, student.count_params(), teacher.count_params(), best[1], best[0])
+    return TrainedStudent(
+        student, distil, settings.width_factor, student.count_params(), teacher.count_params(), best[1], best[0]
+    )

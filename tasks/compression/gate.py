@@ -25,11 +25,13 @@ float32 is the reference and always passes; the `keras` baseline row is never ga
 For people: `display_rows` (rounded strings, full reasons, roles; the Prefect table) and
 `tradeoff_plot`; for machines: `comparison_table` (raw numbers; the CSV).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from tasks.compression.measure import GateCheck, VariantReport
 from tasks.compression.settings import CONTROL_VARIANTS, KERAS_BASELINE, REFERENCE_VARIANT, CompressionSettings
@@ -38,18 +40,23 @@ Policy = Literal["smallest", "fastest"]
 
 
 def budget_kind(primary_metric: str, higher_is_better: bool, settings: CompressionSettings) -> Literal["absolute", "relative"]:
-    """absolute for accuracy-type metrics, relative for error metrics and r2 (unless overridden)."""
+    """Absolute for accuracy-type metrics, relative for error metrics and r2 (unless overridden)."""
     if settings.budget_kind != "auto":
         return settings.budget_kind
     return "relative" if (not higher_is_better or primary_metric.lower().startswith("r2")) else "absolute"
 
 
-def quality_rule(value: float, reference: float, primary_metric: str, higher_is_better: bool, settings: CompressionSettings) -> tuple[bool, str]:
+def quality_rule(
+    value: float, reference: float, primary_metric: str, higher_is_better: bool, settings: CompressionSettings
+) -> tuple[bool, str]:
     """Rule 1: the primary metric's drop against float32 within budget."""
     drop = (reference - value) if higher_is_better else (value - reference)
     if budget_kind(primary_metric, higher_is_better, settings) == "absolute":
         ok = drop <= settings.max_metric_drop
-        return ok, f"{primary_metric} drop {drop * 100:.2f} pp {'<=' if ok else '>'} budget {settings.max_metric_drop * 100:.2f} pp"
+        return (
+            ok,
+            f"{primary_metric} drop {drop * 100:.2f} pp {'<=' if ok else '>'} budget {settings.max_metric_drop * 100:.2f} pp",
+        )
     relative = drop / max(abs(reference), 1e-12)
     ok = relative <= settings.max_relative_drop
     return ok, f"{primary_metric} relative drop {relative:.2%} {'<=' if ok else '>'} budget {settings.max_relative_drop:.2%}"
@@ -66,10 +73,15 @@ def latency_rule(report: VariantReport, reference: VariantReport, tolerance: flo
     limit = reference.latency_ms_p50 * (1 + tolerance) + noise_ms  # type: ignore[operator]
     ok = report.latency_ms_p50 <= limit  # type: ignore[operator]
     floor = f" + {noise_ms:.4f} ms" if noise_ms else ""
-    return ok, f"p50 {format_ms(report.latency_ms_p50)} ms {'<=' if ok else '>'} {format_ms(limit)} ms (float32 p50 x {1 + tolerance:.2f}{floor})"
+    return (
+        ok,
+        f"p50 {format_ms(report.latency_ms_p50)} ms {'<=' if ok else '>'} {format_ms(limit)} ms (float32 p50 x {1 + tolerance:.2f}{floor})",
+    )
 
 
-def gate_one(report: VariantReport, reference: VariantReport, settings: CompressionSettings, primary_metric: str, higher_is_better: bool) -> VariantReport:
+def gate_one(
+    report: VariantReport, reference: VariantReport, settings: CompressionSettings, primary_metric: str, higher_is_better: bool
+) -> VariantReport:
     """Apply every rule to one lossy variant. `checks` holds each rule's outcome and severity,
     `reasons` each rule's value and threshold; `passed` is False only when a `fail` rule fails."""
     if not report.ok:
@@ -79,15 +91,27 @@ def gate_one(report: VariantReport, reference: VariantReport, settings: Compress
         quality = (False, f"{primary_metric} was not measured (got {sorted(report.metrics)})")
     else:
         quality = quality_rule(value, reference.metrics[primary_metric], primary_metric, higher_is_better, settings)
-    outcomes = {"quality": quality, "size": size_rule(report, reference),
-                "latency": latency_rule(report, reference, settings.latency_tolerance, settings.latency_noise_ms)}
-    checks = [GateCheck(rule=rule, passed=ok, severity=getattr(settings.severity, rule), reason=reason)
-              for rule, (ok, reason) in outcomes.items()]
-    return report.model_copy(update={"passed": all(c.passed for c in checks if c.severity == "fail"),
-                                     "reasons": [c.reason for c in checks], "checks": checks})
+    outcomes = {
+        "quality": quality,
+        "size": size_rule(report, reference),
+        "latency": latency_rule(report, reference, settings.latency_tolerance, settings.latency_noise_ms),
+    }
+    checks = [
+        GateCheck(rule=rule, passed=ok, severity=getattr(settings.severity, rule), reason=reason)
+        for rule, (ok, reason) in outcomes.items()
+    ]
+    return report.model_copy(
+        update={
+            "passed": all(c.passed for c in checks if c.severity == "fail"),
+            "reasons": [c.reason for c in checks],
+            "checks": checks,
+        }
+    )
 
 
-def compression_gate(reports: Iterable[VariantReport], settings: CompressionSettings, primary_metric: str, higher_is_better: bool) -> list[VariantReport]:
+def compression_gate(
+    reports: Iterable[VariantReport], settings: CompressionSettings, primary_metric: str, higher_is_better: bool
+) -> list[VariantReport]:
     """Gate every variant against float32; returns new reports with `passed` and `reasons` set.
 
     Without a usable float32 reference (missing, failed, or no primary metric) every lossy
@@ -103,12 +127,22 @@ def compression_gate(reports: Iterable[VariantReport], settings: CompressionSett
             gated.append(report)
         elif report.variant == REFERENCE_VARIANT and report.ok:
             why = "float32 is the reference"
-            gated.append(report.model_copy(update={"passed": True, "reasons": [why],
-                                                   "checks": [GateCheck(rule="reference", passed=True, reason=why)]}))
+            gated.append(
+                report.model_copy(
+                    update={"passed": True, "reasons": [why], "checks": [GateCheck(rule="reference", passed=True, reason=why)]}
+                )
+            )
         elif reference is None:
             why = "no float32 reference to compare against"
-            gated.append(report.model_copy(update={"passed": False, "reasons": [*report.reasons, why],
-                                                   "checks": [*report.checks, GateCheck(rule="reference", passed=False, reason=why)]}))
+            gated.append(
+                report.model_copy(
+                    update={
+                        "passed": False,
+                        "reasons": [*report.reasons, why],
+                        "checks": [*report.checks, GateCheck(rule="reference", passed=False, reason=why)],
+                    }
+                )
+            )
         else:
             gated.append(gate_one(report, reference, settings, primary_metric, higher_is_better))
     return gated
@@ -123,10 +157,16 @@ def choose_variant(reports: Iterable[VariantReport], policy: Policy) -> VariantR
     Apply the choice to the list with `mark_shipped`.
     """
     reports = list(reports)
-    candidates = [r for r in reports if r.passed and r.variant not in (REFERENCE_VARIANT, KERAS_BASELINE) and r.variant not in CONTROL_VARIANTS]
+    candidates = [
+        r
+        for r in reports
+        if r.passed and r.variant not in (REFERENCE_VARIANT, KERAS_BASELINE) and r.variant not in CONTROL_VARIANTS
+    ]
     if candidates:
         size_first = policy == "smallest"
-        chosen = min(candidates, key=lambda r: (r.gzip_bytes, r.latency_ms_p50) if size_first else (r.latency_ms_p50, r.gzip_bytes))
+        chosen = min(
+            candidates, key=lambda r: (r.gzip_bytes, r.latency_ms_p50) if size_first else (r.latency_ms_p50, r.gzip_bytes)
+        )
         why = f"shipped by policy '{policy}': {'smallest gzip' if size_first else 'lowest p50'} of {len(candidates)} passing variant(s)"
         return chosen.model_copy(update={"shipped": True, "reasons": [*chosen.reasons, why]})
     reference = next((r for r in reports if r.variant == REFERENCE_VARIANT and r.ok), None)
@@ -135,8 +175,11 @@ def choose_variant(reports: Iterable[VariantReport], policy: Policy) -> VariantR
     lossy = [r for r in reports if r.variant not in (REFERENCE_VARIANT, KERAS_BASELINE)]
     failed = [r.variant for r in lossy if not r.control]
     controls = [r.variant for r in lossy if r.control]
-    why = (f"shipped float32: no lossy variant passed the gate (failed: {', '.join(failed)})" if failed
-           else "shipped float32: no other variant is configured")
+    why = (
+        f"shipped float32: no lossy variant passed the gate (failed: {', '.join(failed)})"
+        if failed
+        else "shipped float32: no other variant is configured"
+    )
     if controls:  # a passing control must not read as "failed", nor as a candidate that was overlooked
         why += f"; {', '.join(controls)}: control, never shipped"
     return reference.model_copy(update={"shipped": True, "reasons": [*reference.reasons, why]})
@@ -153,8 +196,13 @@ def _ratio(reference: float | None, value: float | None) -> float | None:
 
 # How a person reads a verdict: a failed warn-only rule is `!`, never the ✓ of a clean pass.
 GATE_MARKS: dict[str, str] = {"pass": "✓", "warn": "!", "fail": "✗", "baseline": "–", "not gated": "?"}
-GATE_WORDS: dict[str, str] = {"pass": "✓ passed", "warn": "! passed with warnings", "fail": "✗ failed",
-                              "baseline": "– not gated", "not gated": "? not gated"}
+GATE_WORDS: dict[str, str] = {
+    "pass": "✓ passed",
+    "warn": "! passed with warnings",
+    "fail": "✗ failed",
+    "baseline": "– not gated",
+    "not gated": "? not gated",
+}
 
 
 def role(row: dict[str, Any]) -> str:
@@ -176,8 +224,10 @@ def marked_reasons(row: dict[str, Any]) -> list[str]:
     """Every reason of a row, in full, each rule's outcome first with its mark (`! ... (warn only)`),
     then the decisions (shipping, control). `row` is a `VariantReport.to_json()` dict."""
     checks = row.get("checks") or []
-    lines = [f"{GateCheck(**c).mark} {c['reason']}{' (warn only)' if c['severity'] == 'warn' and not c['passed'] else ''}"
-             for c in checks]
+    lines = [
+        f"{GateCheck(**c).mark} {c['reason']}{' (warn only)' if c['severity'] == 'warn' and not c['passed'] else ''}"
+        for c in checks
+    ]
     checked = {c["reason"] for c in checks}
     lines += [reason for reason in row.get("reasons") or [] if reason not in checked]
     if row["variant"] == KERAS_BASELINE:
@@ -238,14 +288,21 @@ def display_rows(reports: Iterable[VariantReport], primary_metric: str) -> list[
         value = report.metrics.get(primary_metric)
         delta = None if value is None or reference_metric is None else value - reference_metric
         ratio = _ratio(f32.gzip_bytes if f32 else None, report.gzip_bytes)
-        rows.append({
-            "variant": report.variant, "role": role(row), "gate": GATE_WORDS[report.verdict],
-            primary_metric: format_metric(value), f"{primary_metric} vs float32": "–" if delta is None else f"{delta:+.4f}",
-            "bytes": format_count(report.bytes), "gzip bytes": format_count(report.gzip_bytes),
-            "gzip x smaller": "–" if ratio is None else f"{ratio:.2f}x",
-            "p50 ms": format_ms(report.latency_ms_p50), "p99 ms": format_ms(report.latency_ms_p99),
-            "reasons": " · ".join(marked_reasons(row)) or "–",
-        })
+        rows.append(
+            {
+                "variant": report.variant,
+                "role": role(row),
+                "gate": GATE_WORDS[report.verdict],
+                primary_metric: format_metric(value),
+                f"{primary_metric} vs float32": "–" if delta is None else f"{delta:+.4f}",
+                "bytes": format_count(report.bytes),
+                "gzip bytes": format_count(report.gzip_bytes),
+                "gzip x smaller": "–" if ratio is None else f"{ratio:.2f}x",
+                "p50 ms": format_ms(report.latency_ms_p50),
+                "p99 ms": format_ms(report.latency_ms_p99),
+                "reasons": " · ".join(marked_reasons(row)) or "–",
+            }
+        )
     return rows
 
 
@@ -265,18 +322,28 @@ def comparison_table(reports: Iterable[VariantReport], primary_metric: str) -> A
     for r in reports:
         value = r.metrics.get(primary_metric)
         row = r.to_json()
-        rows.append({
-            "variant": r.variant, "role": role(row), "bytes": r.bytes, "gzip_bytes": r.gzip_bytes,
-            "size_ratio_vs_float32": _ratio(f32.bytes if f32 else None, r.bytes),
-            "gzip_ratio_vs_float32": _ratio(f32.gzip_bytes if f32 else None, r.gzip_bytes),
-            "latency_ms_p50": r.latency_ms_p50, "latency_ms_p99": r.latency_ms_p99,
-            "latency_ratio_vs_float32": _ratio(f32.latency_ms_p50 if f32 else None, r.latency_ms_p50),
-            "latency_ratio_vs_keras": _ratio(keras.latency_ms_p50 if keras else None, r.latency_ms_p50),
-            "throughput_rows_s": r.throughput_rows_s, primary_metric: value,
-            "metric_delta": None if value is None or reference_metric is None else value - reference_metric,
-            "passed": r.passed, "gate": r.verdict, "shipped": r.shipped, "error": r.error,
-            "reasons": " · ".join(marked_reasons(row)),
-        })
+        rows.append(
+            {
+                "variant": r.variant,
+                "role": role(row),
+                "bytes": r.bytes,
+                "gzip_bytes": r.gzip_bytes,
+                "size_ratio_vs_float32": _ratio(f32.bytes if f32 else None, r.bytes),
+                "gzip_ratio_vs_float32": _ratio(f32.gzip_bytes if f32 else None, r.gzip_bytes),
+                "latency_ms_p50": r.latency_ms_p50,
+                "latency_ms_p99": r.latency_ms_p99,
+                "latency_ratio_vs_float32": _ratio(f32.latency_ms_p50 if f32 else None, r.latency_ms_p50),
+                "latency_ratio_vs_keras": _ratio(keras.latency_ms_p50 if keras else None, r.latency_ms_p50),
+                "throughput_rows_s": r.throughput_rows_s,
+                primary_metric: value,
+                "metric_delta": None if value is None or reference_metric is None else value - reference_metric,
+                "passed": r.passed,
+                "gate": r.verdict,
+                "shipped": r.shipped,
+                "error": r.error,
+                "reasons": " · ".join(marked_reasons(row)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -306,8 +373,10 @@ def tradeoff_figure(reports: Iterable[VariantReport], primary_metric: str) -> An
     for report in shown:
         style = _point_style(report, "0.45" if report.variant == KERAS_BASELINE else next(colours, "black"))
         y, kib = report.metrics[primary_metric], (report.gzip_bytes or 0) / 1024
-        label = (f"{GATE_MARKS[report.verdict]} {report.variant}{_role_suffix(report)}: {kib:,.1f} KiB, "
-                 f"{format_ms(report.latency_ms_p50)} ms, {format_metric(y)}")
+        label = (
+            f"{GATE_MARKS[report.verdict]} {report.variant}{_role_suffix(report)}: {kib:,.1f} KiB, "
+            f"{format_ms(report.latency_ms_p50)} ms, {format_metric(y)}"
+        )
         size_axes.plot(kib, y, linestyle="none", label=label, **style)
         latency_axes.plot(report.latency_ms_p50, y, linestyle="none", **style)
     reference = next((r for r in shown if r.variant == REFERENCE_VARIANT), None)
@@ -317,20 +386,44 @@ def tradeoff_figure(reports: Iterable[VariantReport], primary_metric: str) -> An
         axes.grid(True, which="both", alpha=0.25)
         axes.margins(x=0.15, y=0.12)
         if reference is not None:
-            axes.axhline(reference.metrics[primary_metric], color="0.5", linestyle=":", linewidth=1,
-                         label=f"float32 {primary_metric}" if axes is size_axes else None)
+            axes.axhline(
+                reference.metrics[primary_metric],
+                color="0.5",
+                linestyle=":",
+                linewidth=1,
+                label=f"float32 {primary_metric}" if axes is size_axes else None,
+            )
     size_axes.set(xlabel="gzipped size (KiB, log scale)", ylabel=f"{primary_metric} (test split)", title="size")
     latency_axes.set(xlabel="single-row p50 latency (ms, log scale)", title="latency")
-    figure.legend(*size_axes.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False,
-                  title="filled ✓ passed · half-filled ! passed, a warn-only rule failed · hollow ✗ failed · "
-                        "★ shipped · ■ control (never shipped) · ◆ Keras baseline (not gated)", title_fontsize=8)
+    figure.legend(
+        *size_axes.get_legend_handles_labels(),
+        loc="outside lower center",
+        ncols=2,
+        fontsize=8,
+        frameon=False,
+        title="filled ✓ passed · half-filled ! passed, a warn-only rule failed · hollow ✗ failed · "
+        "★ shipped · ■ control (never shipped) · ◆ Keras baseline (not gated)",
+        title_fontsize=8,
+    )
     figure.suptitle(f"Compression trade-off: {primary_metric} against size and latency", fontsize=11)
     return figure
 
 
 # tab10 without its grey (kept for the Keras baseline), then darker shades for larger configs.
-VARIANT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
-                   "#393b79", "#637939", "#8c6d31")
+VARIANT_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+)
 
 
 def _role_suffix(report: VariantReport) -> str:
@@ -340,7 +433,23 @@ def _role_suffix(report: VariantReport) -> str:
 
 def _point_style(report: VariantReport, colour: str) -> dict[str, Any]:
     """`Axes.plot` marker keywords: the shape says the role, the fill the gate's verdict."""
-    marker, size = ("*", 18) if report.shipped else ("D", 8) if report.variant == KERAS_BASELINE else ("s", 10) if report.control else ("o", 10)
+    marker, size = (
+        ("*", 18)
+        if report.shipped
+        else ("D", 8)
+        if report.variant == KERAS_BASELINE
+        else ("s", 10)
+        if report.control
+        else ("o", 10)
+    )
     fill = {"pass": "full", "warn": "left", "fail": "none"}.get(report.verdict, "full")
-    return {"marker": marker, "markersize": size, "fillstyle": fill, "color": colour, "markeredgecolor": "black" if report.shipped else colour,
-            "markerfacecoloralt": "white", "markeredgewidth": 1.6, "zorder": 4 if report.shipped else 3}
+    return {
+        "marker": marker,
+        "markersize": size,
+        "fillstyle": fill,
+        "color": colour,
+        "markeredgecolor": "black" if report.shipped else colour,
+        "markerfacecoloralt": "white",
+        "markeredgewidth": 1.6,
+        "zorder": 4 if report.shipped else 3,
+    }

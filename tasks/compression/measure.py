@@ -6,12 +6,14 @@ scale/zero-point and int8 outputs dequantized, so `score` always sees float prob
 predictions. The float Keras model gets a baseline row (`variant="keras"`) measured with
 `model(x, training=False)`. Nothing heavy is imported at module import.
 """
+
 from __future__ import annotations
 
 import gzip
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -68,8 +70,15 @@ class VariantReport(BaseModel):
         """The report's public keys (REPORT_KEYS) plus `gate` (the verdict), `control`, `checks`
         (`{rule, passed, severity, reason}` each), throughput, path, error and `extra`."""
         row = {key: getattr(self, key) for key in REPORT_KEYS}
-        row.update(gate=self.verdict, control=self.control, checks=[c.model_dump() for c in self.checks],
-                   throughput_rows_s=self.throughput_rows_s, path=self.path, error=self.error, **self.extra)
+        row.update(
+            gate=self.verdict,
+            control=self.control,
+            checks=[c.model_dump() for c in self.checks],
+            throughput_rows_s=self.throughput_rows_s,
+            path=self.path,
+            error=self.error,
+            **self.extra,
+        )
         return row
 
     @property
@@ -99,8 +108,13 @@ def failed_report(variant: str, error: BaseException | str) -> VariantReport:
     """A report for a variant that could not be built or measured; the gate fails it."""
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     reason = f"{variant} could not be built: {message}"
-    return VariantReport(variant=variant, error=message, passed=False, reasons=[reason],
-                         checks=[GateCheck(rule="build", passed=False, reason=reason)])
+    return VariantReport(
+        variant=variant,
+        error=message,
+        passed=False,
+        reasons=[reason],
+        checks=[GateCheck(rule="build", passed=False, reason=reason)],
+    )
 
 
 def file_sizes(path: Path) -> tuple[int, int]:
@@ -127,8 +141,8 @@ class TfliteRunner:
     (de)quantization (tasks.serving.package), so a variant is measured as it will be served."""
 
     def __init__(self, path: Path, num_threads: int = 1) -> None:
-        from tasks.serving.package import new_interpreter
         from tasks.model.tf_env import native_stderr_silenced
+        from tasks.serving.package import new_interpreter
 
         with native_stderr_silenced():  # LiteRT's XNNPACK notice on first allocation
             self.interpreter = new_interpreter(Path(path).read_bytes(), num_threads)
@@ -178,7 +192,9 @@ def throughput_rows_s(predict: Callable[[np.ndarray], Any], x: np.ndarray) -> fl
     return len(x) / max((time.perf_counter_ns() - start) / 1e9, 1e-9)
 
 
-def measure_tflite(variant: str, path: Path, x_test: np.ndarray, score: Score, settings: LatencySettings, extra: dict[str, Any] | None = None) -> VariantReport:
+def measure_tflite(
+    variant: str, path: Path, x_test: np.ndarray, score: Score, settings: LatencySettings, extra: dict[str, Any] | None = None
+) -> VariantReport:
     """Score a .tflite file on `x_test` through LiteRT and time it; `passed` stays None."""
     runner = TfliteRunner(path, settings.num_threads)
     outputs = runner.predict(x_test, settings.batch_size)
@@ -187,15 +203,24 @@ def measure_tflite(variant: str, path: Path, x_test: np.ndarray, score: Score, s
     p50, p99 = latency_percentiles_ms(runner.single_row_call(x_test[0]), settings)
     size, gz = file_sizes(path)
     return VariantReport(
-        variant=variant, metrics=metrics, bytes=size, gzip_bytes=gz, latency_ms_p50=p50, latency_ms_p99=p99,
-        throughput_rows_s=rows_s, path=str(path), extra=dict(extra or {}),
+        variant=variant,
+        metrics=metrics,
+        bytes=size,
+        gzip_bytes=gz,
+        latency_ms_p50=p50,
+        latency_ms_p99=p99,
+        throughput_rows_s=rows_s,
+        path=str(path),
+        extra=dict(extra or {}),
     )
 
 
 def keras_predict(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """`model(x, training=False)` in chunks, as numpy (not `predict`: no callbacks, no tf.data)."""
     tf = _tf()
-    return np.concatenate([model(tf.constant(x[i : i + batch_size]), training=False).numpy() for i in range(0, len(x), batch_size)])
+    return np.concatenate(
+        [model(tf.constant(x[i : i + batch_size]), training=False).numpy() for i in range(0, len(x), batch_size)]
+    )
 
 
 def measure_keras(model: Any, x_test: np.ndarray, score: Score, settings: LatencySettings, workdir: Path) -> VariantReport:
@@ -210,8 +235,14 @@ def measure_keras(model: Any, x_test: np.ndarray, score: Score, settings: Latenc
     p50, p99 = latency_percentiles_ms(lambda: model(row, training=False), settings)
     size, gz = file_sizes(path)
     return VariantReport(
-        variant="keras", metrics=metrics, bytes=size, gzip_bytes=gz, latency_ms_p50=p50, latency_ms_p99=p99,
-        throughput_rows_s=rows_s, path=str(path),
+        variant="keras",
+        metrics=metrics,
+        bytes=size,
+        gzip_bytes=gz,
+        latency_ms_p50=p50,
+        latency_ms_p99=p99,
+        throughput_rows_s=rows_s,
+        path=str(path),
     )
 
 

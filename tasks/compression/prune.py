@@ -6,6 +6,7 @@ last update lands on it) after `ramp_fraction` of the steps, the rest recovering
 returned model is stripped (no wrappers, plain zeros in the kernels): only a stripped model
 shrinks once gzipped.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -13,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from tasks.compression.settings import PruningSettings
 from tasks.compression.common import CompressionData, Task, clone_teacher, fine_tune, fine_tune_steps
+from tasks.compression.settings import PruningSettings
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,9 @@ def kernel_sparsity(model: Any) -> float:
     return float(sum(int(np.sum(w == 0)) for w in kernels) / max(1, sum(w.size for w in kernels)))
 
 
-def prune_and_fine_tune(teacher: Any, data: CompressionData, task: Task, settings: PruningSettings, seed: int, strip: bool = True) -> PrunedModel:
+def prune_and_fine_tune(
+    teacher: Any, data: CompressionData, task: Task, settings: PruningSettings, seed: int, strip: bool = True
+) -> PrunedModel:
     """Prune a clone of `teacher` to `settings.sparsity_for(params)` while fine-tuning it.
 
     `strip=False` keeps the pruning wrappers (masks and thresholds as extra variables); it exists
@@ -65,9 +68,22 @@ def prune_and_fine_tune(teacher: Any, data: CompressionData, task: Task, setting
     target = settings.sparsity_for(teacher.count_params())
     schedule = pruning_schedule(fine_tune_steps(len(data.x_train), settings.epochs, settings.batch_size), settings)
     polynomial = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=target, begin_step=schedule.begin_step, end_step=schedule.end_step, frequency=schedule.frequency
+        initial_sparsity=0.0,
+        final_sparsity=target,
+        begin_step=schedule.begin_step,
+        end_step=schedule.end_step,
+        frequency=schedule.frequency,
     )
     wrapped = tfmot.sparsity.keras.prune_low_magnitude(clone_teacher(teacher), pruning_schedule=polynomial)
-    fine_tune(wrapped, data, task, settings.epochs, settings.batch_size, settings.learning_rate, seed, [tfmot.sparsity.keras.UpdatePruningStep()])
+    fine_tune(
+        wrapped,
+        data,
+        task,
+        settings.epochs,
+        settings.batch_size,
+        settings.learning_rate,
+        seed,
+        [tfmot.sparsity.keras.UpdatePruningStep()],
+    )
     stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
     return PrunedModel(stripped if strip else wrapped, kernel_sparsity(stripped), target, schedule)

@@ -5,12 +5,13 @@ tfmot's default 8-bit scheme covers Dense, Conv2D, MaxPooling2D, Reshape, Flatte
 Softmax; a model with a layer outside that list raises here with tfmot's message, which
 `build_and_measure` turns into a failed variant with that reason.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from tasks.compression.settings import QatSettings
 from tasks.compression.common import CompressionData, Task, clone_teacher, fine_tune
+from tasks.compression.settings import QatSettings
 
 
 def quantize_aware_fine_tune(teacher: Any, data: CompressionData, task: Task, settings: QatSettings, seed: int) -> Any:

@@ -4,6 +4,7 @@ The pipeline validates `PmfConfig.compression` (a plain mapping) with
 `CompressionSettings.model_validate(mapping)`; a typo such as `max_metric_dorp` is an error
 that names the key instead of silently falling back to the default.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -20,7 +21,7 @@ VariantName = Literal[
     "distilled_int8",
     "student_scratch_int8",
 ]
-ALL_VARIANTS: tuple[str, ...] = (
+ALL_VARIANTS: tuple[VariantName, ...] = (
     "float32",
     "dynamic_range",
     "float16",
@@ -114,7 +115,9 @@ class CompressionSettings(_Frozen):
         0.10, ge=0, description="a variant may be this fraction slower than float32 at p50 (timer noise on a shared CPU)"
     )
     latency_noise_ms: float = Field(
-        0.002, ge=0, description="plus this many ms: below a few microseconds the timer and scheduler noise exceed any real difference"
+        0.002,
+        ge=0,
+        description="plus this many ms: below a few microseconds the timer and scheduler noise exceed any real difference",
     )
     severity: GateSeverity = GateSeverity()  # fail (rejects) or warn (reported, may ship), per rule
     policy: Literal["smallest", "fastest"] = "smallest"

@@ -1,7 +1,9 @@
 """The student of distillation: the teacher's architecture with every width scaled down."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tasks.config import TrainConfig
 from tasks.model.builders import Task
@@ -19,8 +21,12 @@ def student_builder(cfg: TrainConfig, input_dim: int, n_outputs: int, task: Task
     from tasks.model.train import build_model
 
     def build(width_factor: float) -> Any:
-        small = cfg.model_copy(update={"hidden_units": scaled_widths(cfg.hidden_units, width_factor),
-                                       "conv_filters": scaled_widths(cfg.conv_filters, width_factor)})
+        small = cfg.model_copy(
+            update={
+                "hidden_units": scaled_widths(cfg.hidden_units, width_factor),
+                "conv_filters": scaled_widths(cfg.conv_filters, width_factor),
+            }
+        )
         return build_model(small, input_dim, n_outputs, task)
 
     return build

@@ -4,16 +4,18 @@ Variants never share state, so the pipeline may fan them out in threads: each ca
 teacher (`clone_model` + `set_weights`) before touching it, converts its own copy, and measures
 its file through its own LiteRT interpreter. The teacher is only ever read.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from tasks.compression.measure import Score, VariantReport, failed_report, measure_keras, measure_tflite
 from tasks.compression.common import CompressionData, Task, clone_teacher, representative_sample
+from tasks.compression.measure import Score, VariantReport, failed_report, measure_keras, measure_tflite
 from tasks.compression.settings import KERAS_BASELINE, CompressionSettings
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,15 @@ def write_tflite(flatbuffer: bytes, workdir: Path, variant: str) -> Path:
     return path
 
 
-def build_variant(variant: str, teacher: Any, data: CompressionData, task: Task, settings: CompressionSettings, workdir: Path, student_builder: StudentBuilder | None) -> tuple[Path, dict[str, Any]]:
+def build_variant(
+    variant: str,
+    teacher: Any,
+    data: CompressionData,
+    task: Task,
+    settings: CompressionSettings,
+    workdir: Path,
+    student_builder: StudentBuilder | None,
+) -> tuple[Path, dict[str, Any]]:
     """Build `variant`'s .tflite file in `workdir`; returns its path and variant-specific extras."""
     representative = representative_sample(data.x_train, settings.representative_rows, settings.seed)
     extra: dict[str, Any] = {}
@@ -70,20 +80,33 @@ def build_variant(variant: str, teacher: Any, data: CompressionData, task: Task,
     elif variant == "qat_int8":
         from tasks.compression.qat import quantize_aware_fine_tune
 
-        flatbuffer = convert_to_tflite(quantize_aware_fine_tune(teacher, data, task, settings.qat, settings.seed), "int8", representative)
+        flatbuffer = convert_to_tflite(
+            quantize_aware_fine_tune(teacher, data, task, settings.qat, settings.seed), "int8", representative
+        )
     elif variant in ("distilled_int8", "student_scratch_int8"):
         from tasks.compression.distill import train_student
 
         if student_builder is None:
             raise ValueError(f"{variant} needs a student_builder(width_factor) callable")
-        student = train_student(teacher, student_builder, data, task, settings.distillation, settings.seed, distil=variant == "distilled_int8")
+        student = train_student(
+            teacher, student_builder, data, task, settings.distillation, settings.seed, distil=variant == "distilled_int8"
+        )
         flatbuffer, extra = convert_to_tflite(student.model, "int8", representative), student.summary()
     else:
         raise ValueError(f"unknown compression variant {variant!r}")
     return write_tflite(flatbuffer, workdir, variant), extra
 
 
-def build_and_measure(variant: str, teacher: Any, arrays: CompressionData, task: Task, score: Score, settings: CompressionSettings, workdir: Path | str, student_builder: StudentBuilder | None = None) -> VariantReport:
+def build_and_measure(
+    variant: str,
+    teacher: Any,
+    arrays: CompressionData,
+    task: Task,
+    score: Score,
+    settings: CompressionSettings,
+    workdir: Path | str,
+    student_builder: StudentBuilder | None = None,
+) -> VariantReport:
     """Build one variant (or the `keras` baseline) and measure it on `arrays.x_test`.
 
     Never raises: a failure comes back as a report with `error` set, `passed=False` and the
@@ -99,12 +122,20 @@ def build_and_measure(variant: str, teacher: Any, arrays: CompressionData, task:
             return measure_keras(teacher, arrays.x_test, score, settings.latency, folder)
         path, extra = build_variant(variant, teacher, arrays, task, settings, folder, student_builder)
         return measure_tflite(variant, path, arrays.x_test, score, settings.latency, extra)
-    except Exception as error:  # noqa: BLE001  (one variant's failure is data, not a crash)
+    except Exception as error:
         log.warning("compression variant %s failed: %s", variant, error, exc_info=True)
         return failed_report(variant, error)
 
 
-def build_only(variant: str, teacher: Any, arrays: CompressionData, task: Task, settings: CompressionSettings, workdir: Path | str, student_builder: StudentBuilder | None = None) -> VariantReport:
+def build_only(
+    variant: str,
+    teacher: Any,
+    arrays: CompressionData,
+    task: Task,
+    settings: CompressionSettings,
+    workdir: Path | str,
+    student_builder: StudentBuilder | None = None,
+) -> VariantReport:
     """Build one variant's .tflite without measuring it: an unmeasured report with `path` and
     `extra` (or `error`). Thread-safe; pair it with `measure_built`. Not for the keras row."""
     folder = Path(workdir) / variant
@@ -112,7 +143,7 @@ def build_only(variant: str, teacher: Any, arrays: CompressionData, task: Task, 
         folder.mkdir(parents=True, exist_ok=True)
         path, extra = build_variant(variant, teacher, arrays, task, settings, folder, student_builder)
         return VariantReport(variant=variant, path=str(path), extra=extra)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         log.warning("compression variant %s failed: %s", variant, error, exc_info=True)
         return failed_report(variant, error)
 

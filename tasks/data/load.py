@@ -1,4 +1,5 @@
 """Load a CSV or Parquet batch into pandas, with errors that name the file and what was expected."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,10 +25,25 @@ def file_sha256(path: Path) -> str:
 
 
 # Formats pmf does not read, told apart by their first bytes (a renamed file is still caught).
-COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd",
-              b"7z\xbc\xaf\x27\x1c": "7z", b"PK\x03\x04": "zip"}
-COMPRESSED_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd", ".zip": "zip",
-                       ".7z": "7z", ".tgz": "gzip", ".tar": "tar"}
+COMPRESSED = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"7z\xbc\xaf\x27\x1c": "7z",
+    b"PK\x03\x04": "zip",
+}
+COMPRESSED_SUFFIXES = {
+    ".gz": "gzip",
+    ".gzip": "gzip",
+    ".bz2": "bzip2",
+    ".xz": "xz",
+    ".zst": "zstd",
+    ".zip": "zip",
+    ".7z": "7z",
+    ".tgz": "gzip",
+    ".tar": "tar",
+}
 EXCEL_SUFFIXES = {".xls", ".xlsx", ".xlsm", ".xlsb", ".ods"}
 OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls
 PARQUET_MAGIC = b"PAR1"
@@ -92,6 +108,8 @@ def _not_utf8(path: Path) -> str:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        return (f"{path} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at byte position {exc.start} (line {line}) "
-                "cannot be decoded; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+        return (
+            f"{path} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at byte position {exc.start} (line {line}) "
+            "cannot be decoded; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        )
     return f"{path} is not UTF-8 text: re-encode the file as UTF-8"

@@ -4,6 +4,7 @@ The fitted preprocessor is plain JSON (no pickle, so loading it runs no code) an
 and numpy, so serving applies exactly this code to raw rows without importing TensorFlow.
 Unknown categories encode as all zeros (the model sees "none of the known values").
 """
+
 from __future__ import annotations
 
 import json
@@ -91,7 +92,7 @@ class Preprocessor:
         return raw
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "Preprocessor":
+    def from_dict(cls, raw: dict) -> Preprocessor:
         return cls(**{**raw, "schema": Schema.from_dict(raw["schema"])})
 
     def save(self, path: Path) -> Path:
@@ -99,7 +100,7 @@ class Preprocessor:
         return path
 
     @classmethod
-    def load(cls, path: Path) -> "Preprocessor":
+    def load(cls, path: Path) -> Preprocessor:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
@@ -109,13 +110,23 @@ def _as_text(column: pd.Series) -> pd.Series:
 
 def fit_preprocessor(train: pd.DataFrame, schema: Schema) -> Preprocessor:
     """Learn imputation values, scaling and category sets from the training split only."""
-    medians, means, stds = {}, {}, {}
+    medians: dict[str, float] = {}
+    means: dict[str, float] = {}
+    stds: dict[str, float] = {}
     for column in schema.numeric:
-        _fit_scale(pd.to_numeric(train[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan), column, medians, means, stds)
+        _fit_scale(
+            pd.to_numeric(train[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
+            column,
+            medians,
+            means,
+            stds,
+        )
     for column in schema.datetime:
         dates = as_datetime(train[column])
         for part in DATE_PARTS:
-            _fit_scale(getattr(dates.dt, part).to_numpy(dtype=np.float64, na_value=np.nan), f"{column}.{part}", medians, means, stds)
+            _fit_scale(
+                getattr(dates.dt, part).to_numpy(dtype=np.float64, na_value=np.nan), f"{column}.{part}", medians, means, stds
+            )
     categories = {c: sorted(_as_text(train[c]).dropna().unique().tolist()) for c in schema.categorical}
     target_mean, target_std = 0.0, 1.0
     if schema.task == "regression":
@@ -160,17 +171,23 @@ def check_split(rows: int, class_counts: dict[str, int], test_size: float, valid
     sizes = split_sizes(rows, test_size, validation_size)
     empty = [part for part, size in sizes.items() if size <= 0]
     if empty:
-        raise ConfigError(f"split.test_size={test_size:g} and split.validation_size={validation_size:g} leave no "
-                          f"{' and no '.join(empty)} rows out of {rows} labelled rows: lower them")
+        raise ConfigError(
+            f"split.test_size={test_size:g} and split.validation_size={validation_size:g} leave no "
+            f"{' and no '.join(empty)} rows out of {rows} labelled rows: lower them"
+        )
     problems = []
     if class_counts and min(sizes.values()) < len(class_counts):
-        part = min(sizes, key=sizes.get)
-        problems.append(f"{len(class_counts)} classes but the {part} split holds only {sizes[part]} of {rows} rows: "
-                        "every class needs a row in each split (fewer classes or more rows)")
+        part = min(sizes, key=lambda name: sizes[name])
+        problems.append(
+            f"{len(class_counts)} classes but the {part} split holds only {sizes[part]} of {rows} rows: "
+            "every class needs a row in each split (fewer classes or more rows)"
+        )
     tiny = {label: count for label, count in class_counts.items() if count < len(sizes)}
     if tiny:
-        problems.append(f"{len(tiny)} class(es) have fewer than {len(sizes)} rows, so they cannot appear in the train, "
-                        f"validation and test splits, e.g. {dict(list(tiny.items())[:5])}")
+        problems.append(
+            f"{len(tiny)} class(es) have fewer than {len(sizes)} rows, so they cannot appear in the train, "
+            f"validation and test splits, e.g. {dict(list(tiny.items())[:5])}"
+        )
     if problems:
         raise DataError(problems[0], [{"column": None, "expectation": "classes_fit_the_split", "observed": p} for p in problems])
 
@@ -192,7 +209,14 @@ def split_frame(frame: pd.DataFrame, schema: Schema, test_size: float, validatio
     if labels is not None:
         missing = sorted(set(labels) - set(label_strings(test[schema.target])))
         if missing:
-            raise DataError(f"classes {missing} have too few rows to appear in the test split",
-                            [{"column": schema.target, "expectation": "classes_fit_the_split",
-                              "observed": f"classes {missing[:5]} have too few rows to appear in the test split"}])
+            raise DataError(
+                f"classes {missing} have too few rows to appear in the test split",
+                [
+                    {
+                        "column": schema.target,
+                        "expectation": "classes_fit_the_split",
+                        "observed": f"classes {missing[:5]} have too few rows to appear in the test split",
+                    }
+                ],
+            )
     return Split(train, validation, test)

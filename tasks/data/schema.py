@@ -4,10 +4,11 @@ The schema feeds the expectation suite, the preprocessor, the model's input sign
 evaluation slices. It is stored with the suite, so every later batch of the same name is read
 with the same roles.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,8 +39,9 @@ class Schema:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "Schema":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    def from_dict(cls, raw: dict) -> Schema:
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        return cls(**fields)
 
 
 def infer_task(target: pd.Series) -> Task:
@@ -64,8 +66,14 @@ def label_strings(target: pd.Series) -> pd.Series:
     return target.astype("str")
 
 
-def infer_schema(frame: pd.DataFrame, target: str, task: Task | None, drop: tuple[str, ...] = (), max_categories: int = 50,
-                 keep_constant: bool = False) -> Schema:
+def infer_schema(
+    frame: pd.DataFrame,
+    target: str,
+    task: Task | None,
+    drop: tuple[str, ...] = (),
+    max_categories: int = 50,
+    keep_constant: bool = False,
+) -> Schema:
     """Decide each column's role. Columns that cannot be used are listed in `dropped` with why.
 
     `keep_constant` keeps constant numeric columns (an image's always-blank border pixels).
@@ -76,7 +84,10 @@ def infer_schema(frame: pd.DataFrame, target: str, task: Task | None, drop: tupl
             [{"column": target, "expectation": "expect_column_to_exist", "observed": "missing"}],
         )
     task = task or infer_task(frame[target])
-    numeric, categorical, dates, dropped = [], [], [], {}
+    numeric: list[str] = []
+    categorical: list[str] = []
+    dates: list[str] = []
+    dropped: dict[str, str] = {}
     for column in frame.columns:
         if column == target:
             continue
@@ -109,8 +120,10 @@ def _column_role(column: pd.Series, excluded: bool, max_categories: int, keep_co
         return "datetime", ""
     not_numbers = _numbers_stored_as_text(values)
     if not_numbers:
-        return "dropped", (f"numbers stored as text: {len(not_numbers)} distinct value(s) are not numbers, e.g. "
-                           f"{not_numbers[:EXAMPLES]}; fix or blank them to use the column")
+        return "dropped", (
+            f"numbers stored as text: {len(not_numbers)} distinct value(s) are not numbers, e.g. "
+            f"{not_numbers[:EXAMPLES]}; fix or blank them to use the column"
+        )
     if values.nunique() > max_categories or values.nunique() > 0.5 * len(values):
         return "dropped", f"free text or ID-like ({values.nunique()} distinct values)"
     return "categorical", ""
@@ -124,7 +137,7 @@ def is_nested(values: pd.Series) -> bool:
 
         kind = dtype.pyarrow_dtype
         return pa.types.is_nested(kind)
-    if dtype != object or values.empty:
+    if not pd.api.types.is_object_dtype(dtype) or values.empty:
         return False
     return bool(values.head(100).map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray))).any())
 
@@ -156,19 +169,40 @@ def target_problems(target: pd.Series, task: Task) -> list[dict]:
     """Why the task cannot learn from this target column (as rejection records), or [] when it can."""
     name = target.name
     values = target.dropna()
-    if task == "classification" and not values.empty and (pd.api.types.is_datetime64_any_dtype(values) or _parses_as_dates(values)):
-        return [_problem(name, "target_is_not_a_date", f"{name!r} holds dates, e.g. {[str(v) for v in values.head(3)]}: "
-                         "a date cannot be a class label; choose another --target")]
+    if (
+        task == "classification"
+        and not values.empty
+        and (pd.api.types.is_datetime64_any_dtype(values) or _parses_as_dates(values))
+    ):
+        return [
+            _problem(
+                name,
+                "target_is_not_a_date",
+                f"{name!r} holds dates, e.g. {[str(v) for v in values.head(3)]}: "
+                "a date cannot be a class label; choose another --target",
+            )
+        ]
     if task != "regression":
         return []
     if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
         bad = non_numbers(values)
         if bad:
-            return [_problem(name, "target_is_numeric", f"{name!r} is a regression target but holds text: "
-                             f"{len(bad)} distinct value(s) are not numbers, e.g. {bad[:EXAMPLES]}")]
+            return [
+                _problem(
+                    name,
+                    "target_is_numeric",
+                    f"{name!r} is a regression target but holds text: "
+                    f"{len(bad)} distinct value(s) are not numbers, e.g. {bad[:EXAMPLES]}",
+                )
+            ]
     if not labelled_mask(pd.to_numeric(target, errors="coerce"), "regression").any():
-        return [_problem(name, "target_has_finite_values", f"{name!r} has no finite value in any row (only missing "
-                         "values or ±inf): a regression target needs numbers")]
+        return [
+            _problem(
+                name,
+                "target_has_finite_values",
+                f"{name!r} has no finite value in any row (only missing values or ±inf): a regression target needs numbers",
+            )
+        ]
     return []
 
 

@@ -3,9 +3,11 @@
 Every model takes the preprocessed float32 matrix (rows x features). Image models reshape it
 inside the graph, so the same preprocessor, TFLite input and serving code fit every model.
 """
+
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from tasks.model.tf_env import import_keras
 
@@ -43,7 +45,9 @@ def build_cnn(
     keras = import_keras()
     height, width, channels = image_shape
     if height * width * channels != input_dim:
-        raise ValueError(f"image_shape {tuple(image_shape)} holds {height * width * channels} values, data has {input_dim} features")
+        raise ValueError(
+            f"image_shape {tuple(image_shape)} holds {height * width * channels} values, data has {input_dim} features"
+        )
     layers: list[Any] = [keras.Input(shape=(input_dim,), name="features"), keras.layers.Reshape((height, width, channels))]
     size = min(height, width)
     for filters in conv_filters:

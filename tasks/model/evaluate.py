@@ -3,10 +3,12 @@
 Metrics are computed from model outputs (class probabilities, or predictions on the standardized
 scale already decoded to target units), so the same functions score Keras and LiteRT outputs.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,8 +16,16 @@ import pandas as pd
 if TYPE_CHECKING:
     from tasks.data.preprocess import Preprocessor
 
-HIGHER_IS_BETTER = {"accuracy": True, "precision_macro": True, "recall_macro": True, "f1_macro": True,
-                    "roc_auc": True, "r2": True, "mse": False, "mae": False}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "precision_macro": True,
+    "recall_macro": True,
+    "f1_macro": True,
+    "roc_auc": True,
+    "r2": True,
+    "mse": False,
+    "mae": False,
+}
 
 
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
@@ -65,15 +75,23 @@ def task_metrics(task: str, y_true: np.ndarray, outputs: np.ndarray) -> dict[str
     return regression_metrics(y_true, outputs)
 
 
-def slice_metrics(task: str, frame: pd.DataFrame, columns: tuple[str, ...], y_true: np.ndarray, outputs: np.ndarray) -> list[dict]:
+def slice_metrics(
+    task: str, frame: pd.DataFrame, columns: tuple[str, ...], y_true: np.ndarray, outputs: np.ndarray
+) -> list[dict]:
     """Metrics per value of each slice column (missing values form their own slice)."""
     rows = []
     for column in columns:
         keys = frame[column].astype("str").fillna("<missing>").to_numpy()
         for value in np.unique(keys):
             mask = keys == value
-            rows.append({"column": column, "value": str(value), "rows": int(mask.sum()),
-                         **task_metrics(task, y_true[mask], outputs[mask])})
+            rows.append(
+                {
+                    "column": column,
+                    "value": str(value),
+                    "rows": int(mask.sum()),
+                    **task_metrics(task, y_true[mask], outputs[mask]),
+                }
+            )
     return rows
 
 
@@ -82,7 +100,9 @@ def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4 + 0.4 * len(classes), 4 + 0.4 * len(classes)))
-    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=np.arange(len(classes)), display_labels=list(classes), ax=ax, colorbar=False)
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=np.arange(len(classes)), display_labels=list(classes), ax=ax, colorbar=False
+    )
     ax.set_title("Confusion matrix (test split)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

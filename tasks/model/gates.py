@@ -1,4 +1,5 @@
 """Gates: named thresholds checked all at once; every rule is reported, not only the first failure."""
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,7 @@ class GateResult:
         return f"{self.name} {shown} {relation} {self.threshold:.4g}"
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items()}
+        return asdict(self)
 
 
 @dataclass(frozen=True)

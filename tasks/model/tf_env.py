@@ -3,16 +3,18 @@
 tensorflow-model-optimization only accepts tf_keras models and flips `tf.keras` to Keras 2 when it
 is imported; setting TF_USE_LEGACY_KERAS before TensorFlow loads keeps every model on one Keras.
 """
+
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Iterator
 
 
 def quiet_tensorflow() -> None:
@@ -36,10 +38,8 @@ def native_stderr_silenced() -> Iterator[None]:
         return
     with _SILENCE_LOCK:
         if _silence["depth"] == 0:
-            try:
+            with contextlib.suppress(AttributeError, ValueError):  # no stderr, or a closed one swapped in by a test harness
                 sys.stderr.flush()
-            except (AttributeError, ValueError):  # no stderr, or a closed one swapped in by a test harness
-                pass
             _silence["saved"] = os.dup(2)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 2)
@@ -61,7 +61,7 @@ def import_keras() -> ModuleType:
     if "tf_keras" in sys.modules:
         return sys.modules["tf_keras"]
     with native_stderr_silenced():
-        import tensorflow as tf  # noqa: F401  (import order matters: TF before tf_keras)
+        import tensorflow as tf
         import tf_keras
 
     tf.get_logger().setLevel(logging.ERROR)

@@ -4,16 +4,18 @@ Checkpoints go to `checkpoint_dir` after every epoch (Keras BackupAndRestore: we
 state and epoch). A run interrupted mid-training and started again with the same folder resumes
 from the last finished epoch; the folder is emptied when training completes.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from tasks.config import TrainConfig
-from tasks.model.builders import build_cnn, build_mlp
+from tasks.model.builders import Task, build_cnn, build_mlp
 from tasks.model.tf_env import import_keras, import_tf
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -28,7 +30,7 @@ class TrainResult:
     parameters: int
 
 
-def build_model(cfg: TrainConfig, input_dim: int, n_outputs: int, task: str) -> Any:
+def build_model(cfg: TrainConfig, input_dim: int, n_outputs: int, task: Task) -> Any:
     if cfg.model == "cnn":
         assert cfg.image_shape is not None  # enforced by TrainConfig
         return build_cnn(input_dim, n_outputs, cfg.image_shape, cfg.conv_filters, cfg.hidden_units, cfg.dropout, task)
@@ -38,7 +40,9 @@ def build_model(cfg: TrainConfig, input_dim: int, n_outputs: int, task: str) -> 
 def learning_rate(cfg: TrainConfig, total_steps: int) -> Any:
     keras = import_keras()
     if cfg.lr_schedule == "exponential":
-        return keras.optimizers.schedules.ExponentialDecay(cfg.learning_rate, decay_steps=total_steps, decay_rate=cfg.lr_decay_rate)
+        return keras.optimizers.schedules.ExponentialDecay(
+            cfg.learning_rate, decay_steps=total_steps, decay_rate=cfg.lr_decay_rate
+        )
     if cfg.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=total_steps, alpha=0.05)
     return cfg.learning_rate
@@ -66,7 +70,7 @@ def train_model(
     y_train: np.ndarray,
     x_val: np.ndarray,
     y_val: np.ndarray,
-    task: str,
+    task: Task,
     n_outputs: int,
     cfg: TrainConfig,
     checkpoint_dir: Path,
@@ -93,7 +97,9 @@ def train_model(
         verbose=0,
     )
     epochs_run = resumed + len(history.epoch)
-    return TrainResult(model, {k: [float(v) for v in vals] for k, vals in history.history.items()}, epochs_run, resumed, model.count_params())
+    return TrainResult(
+        model, {k: [float(v) for v in vals] for k, vals in history.history.items()}, epochs_run, resumed, model.count_params()
+    )
 
 
 def _training_data(x: np.ndarray, y: np.ndarray, task: str, n_outputs: int, cfg: TrainConfig) -> Any:

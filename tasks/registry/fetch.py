@@ -4,6 +4,7 @@ The one path by which the server, the infra check, the champion gate, promotions
 a version. A version is trusted when every file of its package matches the package's manifest and
 the manifest's SHA-256 matches the version's `pmf.manifest_sha256` tag, written at registration.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -41,8 +42,10 @@ def recorded_digests(name: str, version: str) -> tuple[str, str | None]:
     tags = tracking.client().get_model_version(name, version).tags
     manifest = tags.get(MANIFEST_TAG)
     if not manifest:
-        raise IntegrityError(f"{name} v{version} has no package manifest (tag {MANIFEST_TAG}; registered before pmf "
-                             f"hashed every file of a package): refusing an unverifiable model; {RERUN_HINT}")
+        raise IntegrityError(
+            f"{name} v{version} has no package manifest (tag {MANIFEST_TAG}; registered before pmf "
+            f"hashed every file of a package): refusing an unverifiable model; {RERUN_HINT}"
+        )
     return manifest, tags.get(MODEL_SHA_TAG)
 
 
@@ -62,8 +65,9 @@ def fetch_verified(name: str, version: str, folder: Path) -> tuple[PackagedModel
         raise IntegrityError(f"{name} v{version}: {exc}") from None
     digest = sha256_bytes(model.runner.model_bytes)
     if model_sha256 and digest != model_sha256:
-        raise IntegrityError(f"{name} v{version}: {MODEL_FILE} SHA-256 {digest} does not match the recorded "
-                             f"{MODEL_SHA_TAG} {model_sha256}")
+        raise IntegrityError(
+            f"{name} v{version}: {MODEL_FILE} SHA-256 {digest} does not match the recorded {MODEL_SHA_TAG} {model_sha256}"
+        )
     return model, manifest_sha256
 
 

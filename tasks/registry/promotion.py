@@ -15,6 +15,7 @@ and records that it did.
 One promotion downloads and verifies each version once (candidate, champion, held-out rows) and
 hands the verified digest to the alias moves, which check it against the registry again.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,19 +27,20 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tasks.registry import lifecycle, tracking
 from tasks.model.evaluate import HIGHER_IS_BETTER, slice_metrics, task_metrics
 from tasks.model.gates import GateResult
-from tasks.registry.promotion_settings import PromotionSettings
+from tasks.registry import lifecycle, tracking
 from tasks.registry.fetch import fetch_verified, load_verified
+from tasks.registry.promotion_settings import PromotionSettings
 from tasks.serving.package import IntegrityError, PackagedModel
 
 HELDOUT_ARTIFACT = "heldout/test.parquet"
@@ -64,11 +66,18 @@ class CheckReport:
         return [*self.errors, *(f"{self.name}: {r.reason()}" for r in self.results if not r.passed and r.severity == "fail")]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "reasons": self.reasons,
-                "results": [r.to_dict() for r in self.results], "errors": list(self.errors), **self.details}
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "reasons": self.reasons,
+            "results": [r.to_dict() for r in self.results],
+            "errors": list(self.errors),
+            **self.details,
+        }
 
 
 # ---- fetching a version -------------------------------------------------------------------------
+
 
 def load_heldout(name: str, version: str, folder: Path) -> pd.DataFrame:
     """The raw test split (target included) kept with the run that registered `version`."""
@@ -78,8 +87,10 @@ def load_heldout(name: str, version: str, folder: Path) -> pd.DataFrame:
 
 # ---- infra check --------------------------------------------------------------------------------
 
-def infra_check(name: str, version: str, settings: PromotionSettings, heldout: pd.DataFrame | None = None,
-                model: PackagedModel | None = None) -> CheckReport:
+
+def infra_check(
+    name: str, version: str, settings: PromotionSettings, heldout: pd.DataFrame | None = None, model: PackagedModel | None = None
+) -> CheckReport:
     """Serve `version` in a fresh process and check it answers the canaries as the pipeline does.
 
     `model`: the version already loaded through `load_verified` by the caller (not downloaded again)."""
@@ -99,11 +110,16 @@ def infra_check(name: str, version: str, settings: PromotionSettings, heldout: p
         except InfraError as exc:
             return CheckReport("infra_check", (GateResult("sha256_match", 1.0, 1.0, ">=", True),), (f"infra_check: {exc}",))
     agreement = canary_agreement(expected, answers, model.meta["task"], settings.canary_tolerance)
-    results = (GateResult("sha256_match", 1.0, 1.0, ">=", True),
-               GateResult("ready_seconds", ready_s, settings.infra_timeout_s, "<=", ready_s <= settings.infra_timeout_s),
-               GateResult("canary_agreement", agreement, 1.0, ">=", agreement >= 1.0))
-    errors = () if served_version_header == str(version) else \
-        (f"infra_check: the server answered as version {served_version_header!r}, expected {version}",)
+    results = (
+        GateResult("sha256_match", 1.0, 1.0, ">=", True),
+        GateResult("ready_seconds", ready_s, settings.infra_timeout_s, "<=", ready_s <= settings.infra_timeout_s),
+        GateResult("canary_agreement", agreement, 1.0, ">=", agreement >= 1.0),
+    )
+    errors = (
+        ()
+        if served_version_header == str(version)
+        else (f"infra_check: the server answered as version {served_version_header!r}, expected {version}",)
+    )
     return CheckReport("infra_check", results, errors, {"canary_rows": len(canary), "ready_seconds": round(ready_s, 3)})
 
 
@@ -120,7 +136,7 @@ def canary_agreement(expected: np.ndarray, answers: list, task: str, tolerance: 
     if len(answers) != len(expected):
         return 0.0
     if task == "classification":
-        same = [str(a) == str(e) for a, e in zip(answers, expected)]
+        same = [str(a) == str(e) for a, e in zip(answers, expected, strict=True)]
     else:
         served = np.asarray(answers, dtype=np.float64)
         same = list(np.isclose(served, np.asarray(expected, dtype=np.float64), rtol=tolerance, atol=tolerance))
@@ -137,7 +153,17 @@ def free_port() -> int:
 def served_version(name: str, version: str, timeout_s: float) -> Iterator[tuple[str, float]]:
     """`python -m tasks.serving.server NAME --version V` on a free port; yields (base URL, seconds to ready)."""
     port = free_port()
-    command = [sys.executable, "-m", "tasks.serving.server", name, "--version", str(version), "--port", str(port), "--no-prediction-log"]
+    command = [
+        sys.executable,
+        "-m",
+        "tasks.serving.server",
+        name,
+        "--version",
+        str(version),
+        "--port",
+        str(port),
+        "--no-prediction-log",
+    ]
     with tempfile.TemporaryFile() as stderr:
         started = time.monotonic()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=os.environ.copy())
@@ -160,7 +186,7 @@ def _wait_ready(process: subprocess.Popen, base_url: str, deadline: float, stder
             tail = stderr.read().decode(errors="replace").strip().splitlines()[-3:]
             raise InfraError(f"the server exited with code {process.returncode}: {' / '.join(tail) or 'no output'}")
         try:
-            with urllib.request.urlopen(f"{base_url}/health", timeout=1) as response:
+            with urllib.request.urlopen(f"{base_url}/health", timeout=1) as response:  # noqa: S310  (our own http:// server)
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -181,9 +207,9 @@ def _canary_answers(base_url: str, canary: pd.DataFrame, timeout_s: float, warmu
 def _post(base_url: str, body: bytes, timeout_s: float) -> tuple[dict, str]:
     import json
 
-    request = urllib.request.Request(f"{base_url}/invocations", data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(f"{base_url}/invocations", data=body, headers={"Content-Type": "application/json"})  # noqa: S310  (our own http:// server)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310  (our own http:// server)
             return json.loads(response.read()), response.headers.get("X-Model-Version", "")
     except urllib.error.HTTPError as exc:
         raise InfraError(f"canary request answered {exc.code}: {exc.read()[:300].decode(errors='replace')}") from None
@@ -192,6 +218,7 @@ def _post(base_url: str, body: bytes, timeout_s: float) -> tuple[dict, str]:
 
 
 # ---- champion / challenger ----------------------------------------------------------------------
+
 
 def primary_metric(model: PackagedModel, settings: PromotionSettings) -> str:
     return settings.primary_metric or model.meta.get("primary_metric") or DEFAULT_PRIMARY[model.meta["task"]]
@@ -216,21 +243,51 @@ def score(model: PackagedModel, frame: pd.DataFrame, slice_columns: tuple[str, .
     return scores
 
 
-def champion_gate(candidate: PackagedModel, champion: PackagedModel | None, heldout: pd.DataFrame,
-                  settings: PromotionSettings) -> CheckReport:
+def champion_gate(
+    candidate: PackagedModel, champion: PackagedModel | None, heldout: pd.DataFrame, settings: PromotionSettings
+) -> CheckReport:
     """Candidate vs production on the same rows; not worse than production by more than the margin."""
     metric = primary_metric(candidate, settings)
     new = score(candidate, heldout, settings.slice_columns)
     if champion is None:
-        table = [{"scope": s, "metric": k, "candidate": v, "champion": None, "delta": None} for s, m in new.items() for k, v in m.items() if k != "rows"]
-        return CheckReport("champion_gate", (), (), {"primary_metric": metric, "champion": None, "table": table,
-                                                     "note": "no production version yet: the first model passes"})
+        table = [
+            {"scope": s, "metric": k, "candidate": v, "champion": None, "delta": None}
+            for s, m in new.items()
+            for k, v in m.items()
+            if k != "rows"
+        ]
+        return CheckReport(
+            "champion_gate",
+            (),
+            (),
+            {
+                "primary_metric": metric,
+                "champion": None,
+                "table": table,
+                "note": "no production version yet: the first model passes",
+            },
+        )
     old = score(champion, heldout, settings.slice_columns)
     results = [_compare(metric, scope, new[scope], old.get(scope), settings) for scope in new]
-    table = [{"scope": scope, "rows": new[scope]["rows"], "metric": k, "candidate": v, "champion": old.get(scope, {}).get(k),
-              "delta": _delta(v, old.get(scope, {}).get(k))} for scope in new for k, v in new[scope].items() if k != "rows"]
-    return CheckReport("champion_gate", tuple(r for r in results if r is not None), (),
-                       {"primary_metric": metric, "margin": settings.champion_margin, "table": table})
+    table = [
+        {
+            "scope": scope,
+            "rows": new[scope]["rows"],
+            "metric": k,
+            "candidate": v,
+            "champion": old.get(scope, {}).get(k),
+            "delta": _delta(v, old.get(scope, {}).get(k)),
+        }
+        for scope in new
+        for k, v in new[scope].items()
+        if k != "rows"
+    ]
+    return CheckReport(
+        "champion_gate",
+        tuple(r for r in results if r is not None),
+        (),
+        {"primary_metric": metric, "margin": settings.champion_margin, "table": table},
+    )
 
 
 def _compare(metric: str, scope: str, new: dict, old: dict | None, settings: PromotionSettings) -> GateResult | None:
@@ -276,8 +333,9 @@ class VersionCache:
         return self.heldouts[version]
 
 
-def run_champion_gate(name: str, version: str, settings: PromotionSettings,
-                      cache: VersionCache | None = None) -> tuple[CheckReport, str | None]:
+def run_champion_gate(
+    name: str, version: str, settings: PromotionSettings, cache: VersionCache | None = None
+) -> tuple[CheckReport, str | None]:
     """Fetch candidate, current production and held-out rows (from `cache` when given), and compare.
     Returns (report, champion version). IntegrityError when the champion's package is not the registered one."""
     version = str(version)
@@ -299,8 +357,16 @@ def run_champion_gate(name: str, version: str, settings: PromotionSettings,
 Approver = Callable[[dict[str, Any]], tuple[bool, str]]
 
 
-def promote_version(name: str, version: str, to: str, settings: PromotionSettings, reason: str = "", force: bool = False,
-                    actor: str | None = None, approve: Approver | None = None) -> dict[str, Any]:
+def promote_version(
+    name: str,
+    version: str,
+    to: str,
+    settings: PromotionSettings,
+    reason: str = "",
+    force: bool = False,
+    actor: str | None = None,
+    approve: Approver | None = None,
+) -> dict[str, Any]:
     """Move `version` to `staging` (infra check) or on to `production` (infra check + champion gate).
 
     Returns {promoted, target, aliases, reasons, infra_check, champion_gate, comparison, moves, forced}.
@@ -308,8 +374,18 @@ def promote_version(name: str, version: str, to: str, settings: PromotionSetting
     version = str(version)
     if to not in (lifecycle.STAGING, lifecycle.PRODUCTION):
         raise ValueError(f"--to must be staging or production, not {to!r}")
-    result: dict[str, Any] = {"name": name, "version": version, "target": to, "promoted": False, "forced": False,
-                              "reasons": [], "moves": [], "infra_check": None, "champion_gate": None, "comparison": []}
+    result: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "target": to,
+        "promoted": False,
+        "forced": False,
+        "reasons": [],
+        "moves": [],
+        "infra_check": None,
+        "champion_gate": None,
+        "comparison": [],
+    }
     with tempfile.TemporaryDirectory(prefix="pmf-promote-") as tmp:
         cache = VersionCache(name, Path(tmp))
         try:
@@ -318,19 +394,41 @@ def promote_version(name: str, version: str, to: str, settings: PromotionSetting
             result["infra_check"] = integrity_failure(exc).to_dict()
             result["reasons"].extend(result["infra_check"]["reasons"])
             return _finish(name, result)
-        _promote_verified(name, version, to, settings, reason, force, actor, approve, cache, candidate, cache.digest(version), result)
+        _promote_verified(
+            name, version, to, settings, reason, force, actor, approve, cache, candidate, cache.digest(version), result
+        )
     return _finish(name, result)
 
 
-def _promote_verified(name: str, version: str, to: str, settings: PromotionSettings, reason: str, force: bool,
-                      actor: str | None, approve: Approver | None, cache: VersionCache, candidate: PackagedModel,
-                      verified: str, result: dict[str, Any]) -> None:
+def _promote_verified(
+    name: str,
+    version: str,
+    to: str,
+    settings: PromotionSettings,
+    reason: str,
+    force: bool,
+    actor: str | None,
+    approve: Approver | None,
+    cache: VersionCache,
+    candidate: PackagedModel,
+    verified: str,
+    result: dict[str, Any],
+) -> None:
     infra = infra_check(name, version, settings, cache.heldout(version), candidate)
     result["infra_check"] = infra.to_dict()
     if not _may_pass(infra, force, result):
         return
-    result["moves"].append(lifecycle.move_alias(name, lifecycle.STAGING, version, _reason(reason, infra, "infra check passed"),
-                                               actor, forced=not infra.passed, verified=verified))
+    result["moves"].append(
+        lifecycle.move_alias(
+            name,
+            lifecycle.STAGING,
+            version,
+            _reason(reason, infra, "infra check passed"),
+            actor,
+            forced=not infra.passed,
+            verified=verified,
+        )
+    )
     if to == lifecycle.STAGING:
         result["promoted"] = True
         return
@@ -353,14 +451,23 @@ def _promote_verified(name: str, version: str, to: str, settings: PromotionSetti
             gate, champion_version = _champion_step(name, version, settings, result, cache)
             if gate is None or champion_version == version or not _may_pass(gate, force, result):
                 return
-        result["moves"].append(lifecycle.move_alias_unlocked(name, lifecycle.PRODUCTION, version,
-                                                            _reason(reason, gate, "champion gate passed"), actor,
-                                                            forced=not (gate.passed and infra.passed), verified=verified))
+        result["moves"].append(
+            lifecycle.move_alias_unlocked(
+                name,
+                lifecycle.PRODUCTION,
+                version,
+                _reason(reason, gate, "champion gate passed"),
+                actor,
+                forced=not (gate.passed and infra.passed),
+                verified=verified,
+            )
+        )
     result["promoted"] = True
 
 
-def _champion_step(name: str, version: str, settings: PromotionSettings, result: dict[str, Any],
-                   cache: VersionCache) -> tuple[CheckReport | None, str | None]:
+def _champion_step(
+    name: str, version: str, settings: PromotionSettings, result: dict[str, Any], cache: VersionCache
+) -> tuple[CheckReport | None, str | None]:
     """The champion gate; (None, champion) when the champion's own package fails verification (reported, never forced past)."""
     try:
         gate, champion_version = run_champion_gate(name, version, settings, cache)
@@ -373,8 +480,14 @@ def _champion_step(name: str, version: str, settings: PromotionSettings, result:
     return gate, champion_version
 
 
-def promote_candidate(name: str, version: str, settings: PromotionSettings, reason: str = "", actor: str | None = None,
-                      approve: Approver | None = None) -> dict[str, Any]:
+def promote_candidate(
+    name: str,
+    version: str,
+    settings: PromotionSettings,
+    reason: str = "",
+    actor: str | None = None,
+    approve: Approver | None = None,
+) -> dict[str, Any]:
     """The pipeline's promotion path for a freshly registered candidate: all the way to production if it earns it."""
     return promote_version(name, version, lifecycle.PRODUCTION, settings, reason or "pipeline candidate", False, actor, approve)
 
@@ -386,8 +499,9 @@ def settings_for_config(config: Any, task: str) -> PromotionSettings:
 
     section = getattr(config, "promotion", None)
     given = section.model_dump(exclude_unset=True) if isinstance(section, PromotionSettings) else dict(section or {})
-    return PromotionSettings.model_validate({"slice_columns": tuple(config.data.slice_columns),
-                                             "primary_metric": primary_metric_for(config, task), **given})
+    return PromotionSettings.model_validate(
+        {"slice_columns": tuple(config.data.slice_columns), "primary_metric": primary_metric_for(config, task), **given}
+    )
 
 
 class StoredConfigError(ValueError):
@@ -463,5 +577,6 @@ def _log_comparison(name: str, version: str, gate: CheckReport) -> None:
     except (OSError, MlflowException) as exc:  # a read-only or full artifact store must not block a promotion
         import logging
 
-        logging.getLogger("pmf.promote").warning("comparison table of %s v%s not stored (%s); the result still carries it",
-                                                 name, version, exc)
+        logging.getLogger("pmf.promote").warning(
+            "comparison table of %s v%s not stored (%s); the result still carries it", name, version, exc
+        )

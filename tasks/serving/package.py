@@ -3,15 +3,17 @@
 Imports pandas, numpy and ai_edge_litert only — never TensorFlow — so a serving process starts
 fast and stays small. One interpreter per thread: a LiteRT interpreter is not thread-safe.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,11 +46,15 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 # ---- the manifest -------------------------------------------------------------------------------
 
+
 def package_files(folder: Path) -> list[str]:
     """Every file under the package folder except the manifest, as sorted POSIX paths relative to it."""
     folder = Path(folder)
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if (p.is_file() or p.is_symlink()) and p.relative_to(folder).as_posix() != MANIFEST_FILE)
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if (p.is_file() or p.is_symlink()) and p.relative_to(folder).as_posix() != MANIFEST_FILE
+    )
 
 
 def write_manifest(folder: Path) -> str:
@@ -72,7 +78,9 @@ def verify_package(folder: Path, manifest_sha256: str | None = None) -> dict[str
         raise IntegrityError(f"{folder} has no {MANIFEST_FILE} (packaged before pmf hashed every file): {RERUN_HINT}")
     data = path.read_bytes()
     if manifest_sha256 is not None and sha256_bytes(data) != manifest_sha256:
-        raise IntegrityError(f"{path}: SHA-256 {sha256_bytes(data)} does not match the registered manifest digest {manifest_sha256}")
+        raise IntegrityError(
+            f"{path}: SHA-256 {sha256_bytes(data)} does not match the registered manifest digest {manifest_sha256}"
+        )
     try:
         files = json.loads(data)["files"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -82,8 +90,10 @@ def verify_package(folder: Path, manifest_sha256: str | None = None) -> dict[str
     present = package_files(folder)
     missing, added = sorted(set(files) - set(present)), sorted(set(present) - set(files))
     if missing or added:
-        raise IntegrityError(f"{folder}: files differ from the manifest (missing: {', '.join(missing) or 'none'}; "
-                             f"not in the manifest: {', '.join(added) or 'none'})")
+        raise IntegrityError(
+            f"{folder}: files differ from the manifest (missing: {', '.join(missing) or 'none'}; "
+            f"not in the manifest: {', '.join(added) or 'none'})"
+        )
     for relative in present:
         digest = sha256_file(folder / relative)
         if digest != files[relative]:
@@ -169,7 +179,7 @@ class PackagedModel:
         self.meta = meta
 
     @classmethod
-    def load(cls, folder: Path, manifest_sha256: str | None = None) -> "PackagedModel":
+    def load(cls, folder: Path, manifest_sha256: str | None = None) -> PackagedModel:
         """Load a package after checking every file against its manifest (IntegrityError otherwise).
 
         `manifest_sha256`: the digest the registry recorded; without it the manifest the package
@@ -177,7 +187,9 @@ class PackagedModel:
         folder = Path(folder)
         files = verify_package(folder, manifest_sha256)
         model_bytes = (folder / MODEL_FILE).read_bytes()
-        if sha256_bytes(model_bytes) != files.get(MODEL_FILE):  # read again after the check: the bytes we run are the verified ones
+        if sha256_bytes(model_bytes) != files.get(
+            MODEL_FILE
+        ):  # read again after the check: the bytes we run are the verified ones
             raise IntegrityError(f"{folder / MODEL_FILE} changed while it was being verified")
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         return cls(LiteRTRunner(model_bytes), Preprocessor.load(folder / PREPROCESSOR_FILE), meta)

@@ -16,6 +16,7 @@ more than one short slice. `close()` writes whatever is still pending: nothing i
 server stops normally (SIGINT/SIGTERM). If the log falls more than `max_pending_rows` behind (a
 stalled disk), new rows are dropped and counted rather than slowing the responses or filling memory.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,8 +35,14 @@ RECORD_CAP_BYTES = 64 * 1024
 class PredictionLog:
     """Append-only JSON-lines log of predictions; `record` on the hot path, `run` on the serving loop."""
 
-    def __init__(self, path: Path, record_cap_bytes: int = RECORD_CAP_BYTES, interval_s: float = 0.05,
-                 slice_rows: int = 64, max_pending_rows: int = 1_000_000):
+    def __init__(
+        self,
+        path: Path,
+        record_cap_bytes: int = RECORD_CAP_BYTES,
+        interval_s: float = 0.05,
+        slice_rows: int = 64,
+        max_pending_rows: int = 1_000_000,
+    ):
         self.path = Path(path)
         self.record_cap_bytes = record_cap_bytes
         self.interval_s = interval_s
@@ -89,8 +96,15 @@ class PredictionLog:
             self._fd = None
 
     def stats(self) -> dict[str, Any]:
-        return {"path": str(self.path), "written": self.written, "pending": self._pending_rows, "dropped": self.dropped,
-                "truncated": self.truncated, "record_cap_bytes": self.record_cap_bytes, "last_error": self._last_error}
+        return {
+            "path": str(self.path),
+            "written": self.written,
+            "pending": self._pending_rows,
+            "dropped": self.dropped,
+            "truncated": self.truncated,
+            "record_cap_bytes": self.record_cap_bytes,
+            "last_error": self._last_error,
+        }
 
     # ---- one slice ------------------------------------------------------------------------------
     def _take_slice(self) -> bytes:
@@ -116,12 +130,20 @@ class PredictionLog:
         lines = []
         for values, prediction in zip(rows, predictions[start:stop], strict=True):
             row = dict(zip(names, values, strict=True))
-            line = orjson.dumps({"ts": ts, "version": version, "row": row, "prediction": prediction},
-                               option=orjson.OPT_APPEND_NEWLINE)
+            line = orjson.dumps(
+                {"ts": ts, "version": version, "row": row, "prediction": prediction}, option=orjson.OPT_APPEND_NEWLINE
+            )
             if len(line) > self.record_cap_bytes:
                 self.truncated += 1
-                line = orjson.dumps({"ts": ts, "version": version, "row": {"truncated": True, "bytes": len(orjson.dumps(row))},
-                                     "prediction": prediction}, option=orjson.OPT_APPEND_NEWLINE)
+                line = orjson.dumps(
+                    {
+                        "ts": ts,
+                        "version": version,
+                        "row": {"truncated": True, "bytes": len(orjson.dumps(row))},
+                        "prediction": prediction,
+                    },
+                    option=orjson.OPT_APPEND_NEWLINE,
+                )
             lines.append(line)
         return lines
 
@@ -135,7 +157,7 @@ class PredictionLog:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             self.written += lines
         except OSError as exc:  # a full disk must not take the server down: count, say it once per kind
             self.dropped += lines

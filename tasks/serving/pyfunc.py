@@ -4,6 +4,7 @@ Artifacts: the TFLite model, the fitted preprocessor and metadata (see tasks.ser
 predicts raw rows exactly as they appear in the CSV and never imports TensorFlow. Loading checks
 every file against the manifest the package carries (IntegrityError on any difference).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,12 +14,12 @@ from mlflow.pyfunc import PythonModel
 
 
 class PmfModel(PythonModel):
-    def load_context(self, context):  # noqa: ANN001 (MLflow's signature)
+    def load_context(self, context):
         from tasks.serving.package import PackagedModel
 
         self.model = PackagedModel.load(Path(context.artifacts["package"]))
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001
+    def predict(self, context, model_input, params=None):
         import pandas as pd
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)

@@ -10,6 +10,7 @@ pandas costs about a millisecond per request, which would cap a server at a few 
 per second on its own. Models with date/time columns go through the preprocessor itself. The
 equivalence of the two is a test (tests/server/test_request_schema.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,13 @@ class RequestError(ValueError):
         self.message = message
 
     def body(self) -> bytes:
-        return orjson.dumps({"error_code": "BAD_REQUEST" if self.status == 400 else "INVALID_REQUEST",
-                             "message": self.message, "field": self.field})
+        return orjson.dumps(
+            {
+                "error_code": "BAD_REQUEST" if self.status == 400 else "INVALID_REQUEST",
+                "message": self.message,
+                "field": self.field,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,9 @@ class RequestSchema:
             if all(isinstance(v, list) for v in payload.values()) and payload:
                 return self._from_columns(key, payload)
             return self._from_records(key, [payload])
-        raise RequestError(400, key, f"{key}: expected a list of records" + ("" if key == "dataframe_records" else " or a mapping of columns"))
+        raise RequestError(
+            400, key, f"{key}: expected a list of records" + ("" if key == "dataframe_records" else " or a mapping of columns")
+        )
 
     def _from_records(self, key: str, records: list) -> tuple[Columns, int]:
         self._check_size(key, len(records))
@@ -115,8 +123,12 @@ class RequestSchema:
         return columns, len(records)
 
     def _from_split(self, key: str, payload: Any) -> tuple[Columns, int]:
-        if not isinstance(payload, dict) or not isinstance(payload.get("columns"), list) or not isinstance(payload.get("data"), list):
-            raise RequestError(400, key, f"{key}: expected {{\"columns\": [...], \"data\": [[...], ...]}}")
+        if (
+            not isinstance(payload, dict)
+            or not isinstance(payload.get("columns"), list)
+            or not isinstance(payload.get("data"), list)
+        ):
+            raise RequestError(400, key, f'{key}: expected {{"columns": [...], "data": [[...], ...]}}')
         names, data = payload["columns"], payload["data"]
         self._check_size(key, len(data))
         for i, row in enumerate(data):
@@ -147,6 +159,7 @@ class RequestSchema:
             raise RequestError(413, key, f"{key}: {rows} rows exceed the limit of {self.max_rows} per request")
 
     def _check_values(self, column: str, values: list) -> None:
+        allowed: tuple[type, ...]
         if column in self._codes:
             allowed, expected = (str, int, float, bool, type(None)), "a string, number or null"
         elif column in self.datetime:
@@ -164,17 +177,19 @@ class RequestSchema:
         """Model inputs for the parsed rows: exactly what `Preprocessor.transform` gives on the same rows."""
         if self.datetime:
             return self.preprocessor.transform(pd.DataFrame(request.columns))
-        blocks = []
+        blocks: list[np.ndarray] = []
         if self.numeric:
-            values = np.array([[math.nan if v is None else v for v in request.columns[c]] for c in self.numeric],
-                              dtype=np.float64).T
+            values = np.array(
+                [[math.nan if v is None else v for v in request.columns[c]] for c in self.numeric], dtype=np.float64
+            ).T
             values = np.where(np.isnan(values), self._medians, values)
             blocks.append((values - self._means) / self._stds)
         for column in self.categorical:
             codes = self._codes[column]
             block = np.zeros((request.rows, len(codes)), dtype=np.float32)
             for row, value in enumerate(request.columns[column]):
-                index = codes.get(value if type(value) is str else _as_text(value))
+                text = value if type(value) is str else _as_text(value)
+                index = None if text is None else codes.get(text)
                 if index is not None:
                     block[row, index] = 1.0
             blocks.append(block)
@@ -182,9 +197,9 @@ class RequestSchema:
 
     def example_record(self) -> dict[str, Any]:
         """A valid row (medians and first categories) for warm-up and the OpenAPI example."""
-        record: dict[str, Any] = {c: float(m) for c, m in zip(self.numeric, self._medians)}
-        record.update({c: (self.preprocessor.categories[c] or [None])[0] for c in self.categorical})
-        record.update({c: "2024-01-01" for c in self.datetime})
+        record: dict[str, Any] = {c: float(m) for c, m in zip(self.numeric, self._medians, strict=True)}
+        record.update({c: next(iter(self.preprocessor.categories[c]), None) for c in self.categorical})
+        record.update(dict.fromkeys(self.datetime, "2024-01-01"))
         return record
 
 
@@ -196,4 +211,6 @@ def _as_text(value: Any) -> str | None:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
