@@ -1,38 +1,57 @@
-"""Readable summaries of a finished run for the terminal (`--json` prints the raw result instead)."""
+"""Readable summaries of a finished run for the terminal, in 80 columns (`--json` prints the raw,
+unrounded result instead).
+
+Long lines are wrapped deliberately: a failed expectation's detail under it, the stage timings packed
+item by item, links each on a line of their own; numbers are rounded for people (flows.console).
+"""
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
-from tasks.workspace import pmf_home, tracking_uri
+from flows.console import fit, metric, number, pack, seconds, wrap
 
 
-def render_run(result: dict[str, Any]) -> str:
+def render_run(result: dict[str, Any], data: str | None = None) -> str:
+    """The summary of `pmf run`; `data` is the batch's path as the user gave it (for the next step of a
+    rejection)."""
     lines = [f"pmf run · {result['registered_model']} · {result['status']}", ""]
     lines += config_lines(result)
     if result.get("stage_seconds"):
-        lines.append("stages   " + "  ".join(f"{k} {v:.1f}s" for k, v in result["stage_seconds"].items()))
+        lines += pack("stages  ", (f"{k} {seconds(v)}" for k, v in result["stage_seconds"].items()))
     if result["status"] == "data_rejected":
-        lines += ["", "data rejected by validation — nothing trained, nothing registered, no alias moved:"]
-        lines += [failure_line(e) for e in result.get("errors", [])]
+        lines += ["", "data rejected by validation: nothing trained, nothing registered, no alias moved"]
+        lines += [line for e in result.get("errors", []) for line in failure_lines(e)]
+        lines += ["", *next_step_lines(result, "run", data)]
     if result.get("metrics"):
         lines += ["", "metrics (test split, float model)"]
-        lines += [f"  {k:<16} {v:.4f}" for k, v in result["metrics"].items()]
+        lines += [f"  {k:<16} {metric(v)}" for k, v in result["metrics"].items()]
     if result.get("gates"):
         lines += ["", "gates"]
-        lines += [f"  {'✓' if g['passed'] else '✗'} {g['name']:<16} {_num(g['value'])} {g['op']} {g['threshold']:g}" for g in result["gates"]]
+        lines += [f"  {'✓' if g['passed'] else '✗'} {g['name']:<16} {metric(g['value'])} {g['op']} {number(g['threshold'])}"
+                  for g in result["gates"]]
     if result.get("compression"):
         lines += ["", _compression_table(result["compression"], result.get("primary_metric") or "accuracy")]
     lines.append("")
     if result.get("version"):
-        lines.append(f"registered  {result['registered_model']} version {result['version']}  aliases: {', '.join(result['aliases']) or '-'}")
+        lines.append(f"registered  {result['registered_model']} version {result['version']}  "
+                     f"aliases: {', '.join(result['aliases']) or '-'}")
     elif result["status"] == "completed":
-        lines.append("not registered: " + "; ".join(result.get("reasons", [])))
-    lines.append(f"promoted    {str(result.get('promoted', False)).lower()}")
+        lines += ["not registered:", *(f"  - {reason}" for reason in result.get("reasons", []))]
+    if result["status"] == "completed":
+        lines += promotion_lines(result)
+    lines += ["", *link_lines(result)]
+    return "\n".join(fit(lines))
+
+
+def promotion_lines(result: dict[str, Any]) -> list[str]:
+    """`promoted    true` and each alias move, or each reason it was not promoted."""
     promotion = result.get("promotion") or {}
+    lines = [f"promoted    {str(result.get('promoted', False)).lower()}"]
     lines += [f"  ✓ {m.get('alias')}: v{m.get('from_version') or '-'} → v{m.get('to_version')}" for m in promotion.get("moves", [])]
-    lines += [f"  ✗ {reason}" for reason in promotion.get("reasons", []) if not promotion.get("promoted")]
-    lines += ["", *_ui_hints(result)]
-    return "\n".join(lines)
+    if not promotion.get("promoted"):
+        lines += [line for reason in promotion.get("reasons", []) for line in wrap(f"✗ {reason}", 2, 4)]
+    return lines
 
 
 def config_lines(result: dict[str, Any]) -> list[str]:
@@ -41,30 +60,110 @@ def config_lines(result: dict[str, Any]) -> list[str]:
     if result.get("config_source"):
         overrides = "".join(f" + --set {o}" for o in result.get("config_overrides") or [])
         recorded = f"  (recorded as this name's config v{result['config_recorded']})" if result.get("config_recorded") else ""
-        lines.append(f"config   {result['config_source']}{overrides}{recorded}")
+        lines += wrap(f"config   {result['config_source']}{overrides}{recorded}", 0, 9)
     if result.get("unlabelled_rows"):
-        lines.append(f"rows     {result['unlabelled_rows']:,} without a label set aside (not trained or validated on)")
+        lines += wrap(f"rows     {result['unlabelled_rows']:,} without a label set aside (not trained or validated on)", 0, 9)
     return lines
 
 
-def failure_line(error: dict[str, Any]) -> str:
-    """`✗ body_mass_g: expect_column_values_to_be_between (min_value=1800, max_value=7200) — 5 rows (4.2%), e.g. [...]`"""
+def failure_lines(error: dict[str, Any]) -> list[str]:
+    """One failed expectation in 80 columns, its detail wrapped under it:
+    `  ✗ body_mass_g: expect_column_values_to_be_between (min_value=1800, max_value=7200)`
+    `      observed 5 rows (4.2%), e.g. 5019500, 4097900`"""
     expected = error.get("expected") or {}
-    shown = ", ".join(f"{k}={_short(v)}" for k, v in expected.items() if k != "mostly" or v != 1)
-    observed = error.get("observed")
+    shown = ", ".join(f"{k}={_value(v)}" for k, v in expected.items() if k != "mostly" or v != 1)
+    head = f"✗ {error.get('column') or '(table)'}: {error['expectation']}{f' ({shown})' if shown else ''}"
+    return [*wrap(head, 2, 6), *wrap(f"observed {observed_text(error.get('observed'))}", 6, 8)]
+
+
+def failure_line(error: dict[str, Any]) -> str:
+    """`failure_lines` joined: one failed expectation as printed."""
+    return "\n".join(failure_lines(error))
+
+
+def observed_text(observed: Any) -> str:
+    """`5 rows (4.2%), e.g. 5019500, 4097900` for values outside a rule (up to 5 distinct examples); the
+    observed value itself otherwise, numbers rounded."""
     if isinstance(observed, dict) and "unexpected_count" in observed:
-        examples = observed.get("partial_unexpected_list", [])[:5]
-        observed = f"{observed['unexpected_count']} rows ({observed.get('unexpected_percent', 0):.1f}%), e.g. {examples}"
-    return f"  ✗ {error.get('column') or '(table)'}: {error['expectation']}{f' ({shown})' if shown else ''} — observed {observed}"
+        examples = list(dict.fromkeys(map(_value, observed.get("partial_unexpected_list") or [])))[:5]
+        count = observed["unexpected_count"]
+        share = observed.get("unexpected_percent")
+        text = f"{number(count)} row{'s' if count != 1 else ''}" + (f" ({share:.1f}%)" if isinstance(share, (int, float)) else "")
+        return text + (f", e.g. {', '.join(examples)}" if examples else "")
+    if isinstance(observed, dict):
+        return ", ".join(f"{k} {_value(v)}" for k, v in observed.items()) or "-"
+    return _value(observed)
 
 
-def _short(value: Any) -> str:
-    text = f"{value:g}" if isinstance(value, float) else str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _value(value: Any) -> str:
+    """A value inside a list or `key=value` list: numbers rounded without separators, text quoted."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return number(value, grouping=False)
+    if isinstance(value, list):
+        shown = [_value(v) for v in value[:12]]
+        return "[" + ", ".join(shown + (["…"] if len(value) > 12 else [])) + "]"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:57]) + "…"
+    return str(value)
 
 
-def _num(value: Any) -> str:
-    return "missing" if value is None else f"{value:.4f}"
+def next_step_lines(result: dict[str, Any], command: str, data: str | None) -> list[str]:
+    """What to do about a rejected batch: fix the data, or make it the name's new reference with
+    `--update-suite`; and where the full validation report is."""
+    name = result.get("registered_model") or result.get("name")
+    rerun = f"pmf {command} --data {shlex.quote(data or 'PATH')} --name {shlex.quote(str(name))}"
+    lines = ["next step:",
+             *wrap("fix the data (each ✗ above names the column and what was expected) and run again:", 2, 4),
+             *wrap(rerun, 4, 6),
+             *wrap("or, if this batch is right and the reference is outdated, accept it as the new reference "
+                   "(its expectation suite is inferred again from it):", 2, 4),
+             *wrap(f"pmf run --data {shlex.quote(data or 'PATH')} --name {shlex.quote(str(name))} --update-suite", 4, 6)]
+    report = validation_report(result)
+    if report:
+        lines += [*wrap("full report (every expectation, passed and failed):", 2, 4), *wrap(report, 4, 6)]
+    return lines
+
+
+def validation_report(result: dict[str, Any]) -> str | None:
+    """Where the validation report of this run is: a file path when the artifact store is on this disk,
+    else its MLflow artifact URI; None when the run has no validate stage (an unreadable file)."""
+    if result.get("validation_report"):
+        return str(result["validation_report"])
+    run_id = result.get("mlflow_run_id")
+    if not run_id:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    from tasks.registry import tracking
+
+    try:
+        runs = tracking.client().search_runs(
+            [result.get("mlflow_experiment_id") or tracking.client().get_run(run_id).info.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{run_id}' and tags.`pmf.stage` = 'validate'", max_results=1)
+    except MlflowException:
+        return None  # the store went away: the summary still prints, without the report's place
+    if not runs:
+        return None
+    uri = f"{runs[0].info.artifact_uri.rstrip('/')}/validation/validation_report.html"
+    if uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return unquote(urlparse(uri).path)
+    return uri
+
+
+def link_lines(result: dict[str, Any]) -> list[str]:
+    """The run's links (MLflow run, Prefect flow run, model version), each URL whole on its own line;
+    with the commands that start the UIs when the links point to UIs nobody runs yet (embedded mode)."""
+    links = result.get("links") or {}
+    labels = {"mlflow_run": "MLflow run", "prefect_flow_run": "Prefect flow run", "model_version": "model version"}
+    lines = []
+    for key, label in labels.items():
+        if links.get(key):
+            lines += [f"{label:<16} {links[key]}"] if len(label) + 17 + len(links[key]) <= 80 else [label, f"  {links[key]}"]
+    if not links:  # a result without links (an older flow): the ids at least
+        lines += [f"MLflow run       {result.get('mlflow_run_id')}", f"Prefect run      {result.get('prefect_flow_run_id')}"]
+    return lines + _ui_hints()
 
 
 def _compression_table(rows: list[dict[str, Any]], metric: str) -> str:
@@ -104,25 +203,37 @@ def _compression_row(row: dict[str, Any], metric: str) -> list[str]:
     return [fit(line), *(fit(f"      {'!' if c['severity'] == 'warn' else '✗'} {c['reason']}") for c in failed)]
 
 
-def _ui_hints(result: dict[str, Any]) -> list[str]:
-    uri = tracking_uri()
-    mlflow_ui = uri if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri} --port 5000"
-    prefect_ui = "open $PREFECT_API_URL without /api" if _team_prefect() else f"PREFECT_HOME={pmf_home() / 'prefect'} prefect server start"
-    return [f"MLflow run   {result['mlflow_run_id']}   → {mlflow_ui}",
-            f"Prefect run  {result.get('prefect_flow_run_id')}   → {prefect_ui}"]
-
-
-def _team_prefect() -> bool:
+def _ui_hints() -> list[str]:
+    """How to open the UIs that serve the links above, when nothing serves them yet: an MLflow store on
+    disk (no tracking server) and Prefect's embedded server (gone when the command ended)."""
     import os
 
-    return bool(os.environ.get("PREFECT_API_URL"))
+    from tasks.workspace import pmf_home, tracking_uri
+
+    uri = tracking_uri()
+    local_mlflow, local_prefect = not uri.startswith(("http://", "https://")), not os.environ.get("PREFECT_API_URL")
+    if not (local_mlflow or local_prefect):
+        return []
+    home = pmf_home()
+    lines = ["", "to open the UIs on this workspace:", f"  cd {shlex.quote(str(home))}"]
+    if local_mlflow:
+        store = uri.removeprefix(f"sqlite:///{home}/") if uri.startswith(f"sqlite:///{home}/") else None
+        lines += wrap(f"mlflow ui --port 5000 --backend-store-uri {f'sqlite:///{store}' if store else shlex.quote(uri)}", 2, 6)
+    if local_prefect:
+        prefect_home = os.environ.get("PREFECT_HOME", str(home / "prefect"))
+        where = '"$PWD/prefect"' if prefect_home == str(home / "prefect") else shlex.quote(prefect_home)
+        lines += wrap(f"PREFECT_HOME={where} prefect server start", 2, 6)
+    return lines
 
 
-def render_validation(result: dict[str, Any]) -> str:
+def render_validation(result: dict[str, Any], data: str | None = None) -> str:
+    """The summary of `pmf validate`; `data` as in `render_run`."""
     lines = [f"pmf validate · {result['name']} · {result['status']}", *config_lines(result)]
     if "expectations" in result:
         lines.append(f"  {result['expectations'] - result.get('failed', 0)}/{result['expectations']} expectations passed"
                      + (f" (suite v{result['suite_version']})" if result.get("suite_version") else ""))
-    lines += [failure_line(e) for e in result.get("errors", [])]
-    lines.append(f"  MLflow run {result['mlflow_run_id']}")
-    return "\n".join(lines)
+    lines += [line for e in result.get("errors", []) for line in failure_lines(e)]
+    if result["status"] == "data_rejected":
+        lines += ["", *next_step_lines({**result, "registered_model": result["name"]}, "validate", data)]
+    lines += ["", *link_lines(result)] if result.get("links") else [f"  MLflow run {result['mlflow_run_id']}"]
+    return "\n".join(fit(lines))

@@ -15,18 +15,53 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from flows.cli import models, run, serve
-from flows.cli.common import EXIT_FAILED, Parser, emit, failure, finish_command, interrupted
+from flows.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    Parser,
+    emit,
+    failure,
+    finish_command,
+    help_epilog,
+    interrupted,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
 
+DESCRIPTION = """\
+Product-Model Fit: keep a TensorFlow model fitting its product. Every batch is
+validated, a model trained, gated, compressed, registered with its lineage,
+and only a model proven better, smaller and servable reaches production.
+`pmf COMMAND --help` says more about each command."""
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
-    parser = Parser(prog="pmf", description="Product-Model Fit: validate, train, gate, compress, register, promote.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    parser = Parser(prog="pmf", description=DESCRIPTION, epilog=help_epilog(
+        ["PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"],
+        {EXIT_OK: "the command completed (a run that ends not promoted has completed)", EXIT_FAILED: "",
+         EXIT_USAGE: "", EXIT_REJECTED: ""},
+        ["pmf run", "pmf run --data sales.csv --target churned", "pmf models penguins", "pmf serve penguins"]))
+    parser.add_argument("--version", action="version", version=f"pmf {package_version()}",
+                        help="print pmf's version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, title="commands",
+                                     metavar="COMMAND")
     handlers: dict[str, Handler] = {}
     for group in (run, models, serve):
         handlers.update(group.add_commands(commands))
     return parser, handlers
+
+
+def package_version() -> str:
+    """The installed `pmf` distribution's version (its package metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pmf")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed: pip install -e .)"
 
 
 def main(argv: list[str] | None = None) -> int:

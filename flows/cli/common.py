@@ -14,8 +14,24 @@ from typing import Any
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 
 
+HELP_WIDTH = 80  # `--help` fits a default terminal, as every pmf text does
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """`--help` in 80 columns whatever the terminal; descriptions and epilogs keep their own lines (their
+    examples and tables are laid out by hand)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=26, width=HELP_WIDTH)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with pmf's exit code for usage errors (2, as argparse's own) and its message format."""
+    """argparse with pmf's exit code for usage errors (2, as argparse's own), its message format and
+    its help layout (`HelpFormatter`, the epilog `help_epilog` writes)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -23,8 +39,49 @@ class Parser(argparse.ArgumentParser):
 
 
 def json_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object on stdout, every value unrounded (progress stays on stderr)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow, GX and Prefect logs")
+
+
+# The environment variables pmf reads, as `--help` explains them.
+ENVIRONMENT: dict[str, str] = {
+    "PMF_HOME": "the workspace: MLflow store and artifacts, Prefect database, logs, prediction logs "
+                "(default: ~/.pmf)",
+    "MLFLOW_TRACKING_URI": "the MLflow store or tracking server (default: sqlite:///$PMF_HOME/mlflow.db)",
+    "PREFECT_API_URL": "the Prefect server that records the flow runs (default: an embedded server that "
+                       "lives as long as the command)",
+    "PMF_MLFLOW_UI_URL": "where the printed MLflow links point when the store is on disk "
+                         "(default: http://127.0.0.1:5000, where `mlflow ui` listens)",
+    "PMF_ACTOR": "who is recorded as moving an alias (default: the login name)",
+    "PMF_SERVE_TOKEN": "the bearer token every request but /health must carry (default: none; needed "
+                       "for a --host other than loopback unless --insecure)",
+}
+
+# What each exit code means (DESIGN.md); a command lists the ones it can end with.
+EXIT_MEANINGS: dict[int, str] = {
+    EXIT_OK: "completed",
+    EXIT_FAILED: "anything else: a bug, a server down, an interruption (the line says what)",
+    EXIT_USAGE: "usage or configuration error (bad flag, unknown name, unreadable config)",
+    EXIT_REJECTED: "data rejected by validation (nothing registered, no alias moved)",
+}
+
+
+def help_epilog(environment: list[str], exits: dict[int, str], examples: list[str]) -> str:
+    """The end of a command's `--help`: its environment variables (from `ENVIRONMENT`), its exit codes
+    (`exits` gives a command's own words for a code, else `EXIT_MEANINGS`) and its examples."""
+    import textwrap
+
+    def item(label: str, text: str, column: int) -> list[str]:
+        return textwrap.wrap(text, HELP_WIDTH, initial_indent=f"  {label:<{column - 2}}",
+                             subsequent_indent=" " * column, break_on_hyphens=False)
+
+    lines = ["environment:"]
+    lines += [line for name in environment for line in item(name, ENVIRONMENT[name], 23)]
+    lines += ["", "exit codes:"]
+    lines += [line for code, text in exits.items() for line in item(str(code), text or EXIT_MEANINGS[code], 5)]
+    lines += ["", "examples:", *(f"  {example}" for example in examples)]
+    return "\n".join(lines)
 
 
 # Commands that run Prefect flows: their embedded server is started the way flows.embedded_server says.

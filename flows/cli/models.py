@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit, json_option, prepare_environment
+from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit, help_epilog, json_option, prepare_environment
 
 # A registry command against a tracking server that is down must fail in seconds, not after MLflow's
 # default 7 retries with exponential back-off (~4 minutes). The user's own settings win.
@@ -20,29 +21,62 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BA
 PROBE_TIMEOUT_S = 5.0
 
 
+REGISTRY_ENV = ["PMF_HOME", "MLFLOW_TRACKING_URI"]
+
+
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    models = commands.add_parser("models", help="registered models: versions, aliases, key metrics, promotion history")
+    models = commands.add_parser(
+        "models", help="registered models: versions, aliases, key metrics, promotion history",
+        description="Registered models: what each alias points to, every version with its key metrics, and\n"
+                    "the promotion history (who moved which alias, when, why), newest first.",
+        epilog=help_epilog(REGISTRY_ENV, {EXIT_OK: "", EXIT_FAILED: "the registry could not be read (the line says why)",
+                                          EXIT_USAGE: "no such model, or --unlock without NAME"},
+                           ["pmf models", "pmf models penguins", "pmf models penguins --json",
+                            "pmf models penguins --unlock"]))
     models.add_argument("name", nargs="?", help="one registered model (default: all)")
     models.add_argument("--unlock", action="store_true",
                         help="remove NAME's promotion lock (left by a promotion whose process is gone)")
     json_option(models)
 
-    promote = commands.add_parser("promote", help="gated alias move: infra check (staging), + champion gate (production)")
-    promote.add_argument("name")
-    promote.add_argument("--version", required=True)
-    promote.add_argument("--to", required=True, choices=["staging", "production"])
-    promote.add_argument("--reason", default="", help="recorded in the promotion history")
-    promote.add_argument("--force", action="store_true", help="move past failed gates (never past a SHA-256 mismatch); recorded")
-    promote.add_argument("--margin", type=float, help="champion margin on the primary metric (default: the run's config, else 0)")
+    promote = commands.add_parser(
+        "promote", help="gated alias move: infra check (staging), + champion gate (production)",
+        description="Move an alias to a version through its gates: to @staging after the infra check (the\n"
+                    "version served in a fresh process answers canary rows as the pipeline predicts); to\n"
+                    "@production after the infra check and the champion gate (no worse than the current\n"
+                    "production by more than the margin, overall and per slice). Every move is recorded.",
+        epilog=help_epilog([*REGISTRY_ENV, "PREFECT_API_URL", "PMF_ACTOR"],
+                           {EXIT_OK: "promoted (or a waiting promotion approved or rejected)",
+                            EXIT_FAILED: "refused by a gate (every reason is printed), the lock held, a server down",
+                            EXIT_USAGE: "no such model or version, a bad flag"},
+                           ["pmf promote penguins --version 3 --to staging",
+                            "pmf promote penguins --version 3 --to production --reason 'Q4 data'",
+                            "pmf promote penguins --version 3 --to production --force --reason 'hotfix'"]))
+    promote.add_argument("name", help="registered model name")
+    promote.add_argument("--version", required=True, help="the version to move the alias to (required)")
+    promote.add_argument("--to", required=True, choices=["staging", "production"], help="the alias to move (required)")
+    promote.add_argument("--reason", default="", help="recorded in the promotion history (default: none)")
+    promote.add_argument("--force", action="store_true",
+                         help="move past failed gates (never past a SHA-256 mismatch); recorded as forced")
+    promote.add_argument("--margin", type=float,
+                         help="champion margin on the primary metric (default: the run's config, else 0)")
     answer = promote.add_mutually_exclusive_group()
     answer.add_argument("--approve", action="store_true", help="approve a promotion of this version that waits for manual approval")
     answer.add_argument("--reject", action="store_true", help="reject a promotion of this version that waits for manual approval")
     json_option(promote)
 
-    rollback = commands.add_parser("rollback", help="put the previous production version back, in one step")
-    rollback.add_argument("name")
-    rollback.add_argument("--to", dest="to_version", help="this version instead of the previous one")
-    rollback.add_argument("--reason", default="rollback")
+    rollback = commands.add_parser(
+        "rollback", help="put the previous production version back, in one step",
+        description="Point @production back at the version it pointed to before (or at --to), in one\n"
+                    "recorded move; the target's package is verified first.",
+        epilog=help_epilog([*REGISTRY_ENV, "PMF_ACTOR"],
+                           {EXIT_OK: "rolled back", EXIT_FAILED: "nothing to roll back to, the lock held, a package "
+                                                                "that fails its check, a server down",
+                            EXIT_USAGE: "no such model or version"},
+                           ["pmf rollback penguins", "pmf rollback penguins --to 2 --reason 'v3 drifts on Biscoe'"]))
+    rollback.add_argument("name", help="registered model name")
+    rollback.add_argument("--to", dest="to_version", metavar="VERSION",
+                          help="this version instead (default: the production version before the current one)")
+    rollback.add_argument("--reason", default="rollback", help="recorded in the promotion history (default: %(default)s)")
     json_option(rollback)
 
     return {"models": registry_command(cmd_models), "promote": registry_command(cmd_promote),
@@ -87,7 +121,7 @@ def unreachable_server() -> str | None:
     if not uri.startswith(("http://", "https://")):
         return None
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S):
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S):  # noqa: S310 (http(s) only, checked above)
             return None
     except urllib.error.HTTPError:
         return None
@@ -163,28 +197,57 @@ def _unlock(args: argparse.Namespace) -> int:
 
 
 def render_models(result: dict[str, Any]) -> str:
+    """Each model in 80 columns: its aliases, a row per version (metrics wrapped under their column) and
+    the promotion history, newest first, each move's reason wrapped under it. `--json` has it all unrounded."""
+    from flows.console import fit
+
     if not result["models"]:
         return "no registered models yet: `pmf run` registers one"
-    blocks = []
-    for model in result["models"]:
-        aliases = "  ".join(f"@{a}=v{v}" for a, v in sorted(model["aliases"].items()))
-        lines = [f"{model['name']}  {aliases or '(no aliases)'}", "  version  aliases                         metrics"]
-        for row in reversed(model["versions"]):
-            metrics = "  ".join(f"{k} {v:.4f}" for k, v in row["metrics"].items())
-            lines.append(f"  v{row['version']:<7} {','.join(row['aliases']) or '-':<31} {metrics}")
-        if model["history"]:
-            lines.append("  history (newest first):")
-        for move in reversed(model["history"]):
-            if move.get("unreadable"):
-                lines.append(f"  #{move['seq'] if move['seq'] is not None else '?':<3} unreadable record "
-                             f"{move['key']} ({move['error']}): {move['raw'][:80]!r}")
-                continue
-            arrow = f"v{move['from_version']} -> v{move['to_version']}" if move["from_version"] else f"-> v{move['to_version']}"
-            flags = " [forced]" if move.get("forced") else ""
-            lines.append(f"  #{move['seq']:<3} {move['time']}  {move['actor']:<10} @{move['alias']:<10} {arrow:<14} "
-                         f"{move.get('kind', 'promote')}{flags}: {move['reason']}")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+    return "\n\n".join("\n".join(fit(_model_lines(model))) for model in result["models"])
+
+
+def _model_lines(model: dict[str, Any]) -> list[str]:
+    from flows.console import metric, pack, wrap
+
+    aliases = "  ".join(f"@{a}=v{v}" for a, v in sorted(model["aliases"].items()))
+    lines = wrap(f"{model['name']}  {aliases or '(no aliases)'}", 0, 2)
+    width = min(max([7, *(len(",".join(row["aliases"])) for row in model["versions"])]), 30)
+    lines.append(f"  {'version':<8} {'aliases':<{width}}  metrics")
+    for row in reversed(model["versions"]):
+        label = f"  v{row['version']:<7} {','.join(row['aliases']) or '-':<{width}}  "
+        metrics = [f"{k} {metric(v)}" for k, v in row["metrics"].items()] or ["-"]
+        lines += pack(label, metrics)
+    if model["history"]:
+        lines.append("  history (newest first):")
+    for move in reversed(model["history"]):
+        lines += _history_lines(move)
+    return lines
+
+
+def _history_lines(move: dict[str, Any]) -> list[str]:
+    """`  #3   2026-11-29 12:00 UTC  alice  @production  v1 -> v3  promote [forced]`, the reason under it."""
+    from flows.console import wrap
+
+    seq = f"#{move['seq'] if move.get('seq') is not None else '?'}"
+    if move.get("unreadable"):
+        return wrap(f"{seq:<4} unreadable record {move['key']} ({move['error']}): {move['raw'][:80]!r}", 2, 7)
+    arrow = f"v{move['from_version']} -> v{move['to_version']}" if move["from_version"] else f"-> v{move['to_version']}"
+    flags = " [forced]" if move.get("forced") else ""
+    head = f"{seq:<4} {_when(move['time'])}  {move['actor']}  @{move['alias']}  {arrow}  {move.get('kind', 'promote')}{flags}"
+    return [*wrap(head, 2, 7), *wrap(move["reason"] or "(no reason given)", 7, 7)]
+
+
+def _when(iso_time: str) -> str:
+    """An ISO 8601 time as `2026-11-29 12:00 UTC` (the record keeps the seconds)."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(iso_time)
+    except (TypeError, ValueError):
+        return str(iso_time)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.tzinfo is not None else "")
 
 
 # ---- promote ------------------------------------------------------------------------------------
@@ -231,21 +294,26 @@ def _answer_approval(args: argparse.Namespace) -> int:
 
 
 def render_promotion(result: dict[str, Any]) -> str:
+    """The verdict, every reason, each check with its first rules and the aliases after, in 80 columns."""
+    from flows.console import fit, wrap
+
     head = f"{result['name']} v{result['version']} -> @{result['target']}: " + ("promoted" if result["promoted"] else "not promoted")
     if result.get("forced") and result["promoted"]:
         head += " (forced)"
-    lines = [head, *(f"  - {reason}" for reason in result["reasons"])]
+    lines = [head, *(line for reason in result["reasons"] for line in wrap(f"- {reason}", 2, 4))]
     for check in (result.get("infra_check"), result.get("champion_gate")):
         if check:
             rules = ", ".join(_rule(r) for r in check["results"][:4])
-            lines.append(f"  {check['name']}: {'passed' if check['passed'] else 'failed'}" + (f" ({rules})" if rules else ""))
-    lines.append("  aliases: " + "  ".join(f"@{a}=v{v}" for a, v in sorted(result["aliases"].items())))
-    return "\n".join(lines)
+            lines += wrap(f"{check['name']}: {'passed' if check['passed'] else 'failed'}" + (f" ({rules})" if rules else ""), 2, 4)
+    lines += wrap("aliases: " + "  ".join(f"@{a}=v{v}" for a, v in sorted(result["aliases"].items())), 2, 4)
+    return "\n".join(fit(lines))
 
 
 def _rule(result: dict[str, Any]) -> str:
+    from flows.console import metric, number
+
     relation = result["op"] if result["passed"] else {">=": "<", "<=": ">"}[result["op"]]
-    return f"{result['name']} {result['value']:.4g} {relation} {result['threshold']:.4g}"
+    return f"{result['name']} {metric(result['value'])} {relation} {number(result['threshold'])}"
 
 
 # ---- rollback -----------------------------------------------------------------------------------

@@ -644,20 +644,22 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     Settings stored with the model default to None here, so a flag that was not given lets the model's
     promotion settings apply."""
     parser.add_argument("--alias", default="production", help="follow this alias (default: %(default)s)")
-    parser.add_argument("--version", help="serve this version, pinned (no alias watching)")
+    parser.add_argument("--version", help="serve this version, pinned: no alias watching (default: the alias's version)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s; any other than loopback "
                                                             f"needs {TOKEN_ENV} or --insecure)")
     parser.add_argument("--port", type=port_number, default=8080, help="port to bind, 1-65535 (default: %(default)s)")
-    parser.add_argument("--watch-interval", type=_positive(float), default=None,
+    parser.add_argument("--watch-interval", type=_positive(float), default=None, metavar="SECONDS",
                         help="seconds between alias polls (default: the model's watch_interval_s, else "
                              f"{DEFAULT_WATCH_INTERVAL_S:g})")
-    parser.add_argument("--max-rows", type=_positive(int), default=None,
+    parser.add_argument("--max-rows", type=_positive(int), default=None, metavar="ROWS",
                         help=f"larger requests get 413 (default: the model's max_batch_rows, else {DEFAULT_MAX_ROWS})")
-    parser.add_argument("--max-body-mb", type=_positive(float), default=None,
+    parser.add_argument("--max-body-mb", type=_positive(float), default=None, metavar="MB",
                         help=f"larger request bodies get 413 before they are read (default: {DEFAULT_MAX_BODY_MB:g})")
-    parser.add_argument("--insecure", action="store_true", help=f"allow a non-loopback --host without {TOKEN_ENV}")
-    parser.add_argument("--no-prediction-log", action="store_true", help="do not write PMF_HOME/predictions/NAME.jsonl")
-    parser.add_argument("--verbose", action="store_true", help="show library logs")
+    parser.add_argument("--insecure", action="store_true",
+                        help=f"allow a non-loopback --host without {TOKEN_ENV} (default: refused)")
+    parser.add_argument("--no-prediction-log", action="store_true",
+                        help="do not write PMF_HOME/predictions/NAME.jsonl (default: every prediction is logged)")
+    parser.add_argument("--verbose", action="store_true", help="show library logs (default: only pmf's lines)")
 
 
 def main(argv: list[str] | None = None) -> int:
