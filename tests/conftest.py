@@ -1,4 +1,5 @@
 """Shared fixtures: one Prefect test harness per session, a fresh MLflow store and workspace per test."""
+
 from __future__ import annotations
 
 import os
@@ -12,9 +13,14 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="pmf-tests-"))
 os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "prefect")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-for key, value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-                   "GX_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-                   "MLFLOW_LOGGING_LEVEL": "WARNING"}.items():
+for key, value in {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+}.items():
     os.environ[key] = value
 os.environ["PMF_NO_WARMUP"] = "1"  # in-process runs: a background import thread would outlive each test
 os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -1,4 +1,5 @@
 """Regression: int8 and distillation on a standardized target, gated with a relative r2 budget."""
+
 import numpy as np
 import pytest
 
@@ -11,7 +12,11 @@ from tasks.model.builders import build_mlp
 from tasks.model.tf_env import import_keras
 
 pytestmark = [pytest.mark.component, pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")]
-SETTINGS = CompressionSettings(variants=("float32", "int8", "distilled_int8", "student_scratch_int8"), distillation={"epochs": 15}, latency={"warmup": 10, "repeats": 50})
+SETTINGS = CompressionSettings(
+    variants=("float32", "int8", "distilled_int8", "student_scratch_int8"),
+    distillation={"epochs": 15},
+    latency={"warmup": 10, "repeats": 50},
+)
 
 
 def make_data():
@@ -25,7 +30,11 @@ def make_data():
 def scorer(y_test):
     def score(predictions):
         error = predictions.reshape(-1) - y_test
-        return {"mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error))), "r2": float(1 - np.sum(error**2) / np.sum((y_test - y_test.mean()) ** 2))}
+        return {
+            "mse": float(np.mean(error**2)),
+            "mae": float(np.mean(np.abs(error))),
+            "r2": float(1 - np.sum(error**2) / np.sum((y_test - y_test.mean()) ** 2)),
+        }
 
     return score
 
@@ -38,9 +47,15 @@ def built(tmp_path_factory):
     teacher = build_mlp(8, 1, (64, 32), 0.0, "regression")
     teacher.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
     teacher.fit(data.x_train, data.y_train, epochs=40, batch_size=32, verbose=0)
-    student = lambda width: build_mlp(8, 1, (int(64 * width), int(32 * width)), 0.0, "regression")
+
+    def student(width):
+        return build_mlp(8, 1, (int(64 * width), int(32 * width)), 0.0, "regression")
+
     workdir = tmp_path_factory.mktemp("regression")
-    reports = {v: build_and_measure(v, teacher, data, "regression", scorer(data.y_test), SETTINGS, workdir, student) for v in ("keras", *SETTINGS.variants)}
+    reports = {
+        v: build_and_measure(v, teacher, data, "regression", scorer(data.y_test), SETTINGS, workdir, student)
+        for v in ("keras", *SETTINGS.variants)
+    }
     return teacher, data, reports
 
 
@@ -60,7 +75,8 @@ def test_regression_variants_build_and_track_the_teacher(built):
 
 def test_regression_students_learn(built):
     _, _, reports = built
-    assert reports["distilled_int8"].metrics["r2"] > 0.6 and reports["student_scratch_int8"].metrics["r2"] > 0.6
+    assert reports["distilled_int8"].metrics["r2"] > 0.6
+    assert reports["student_scratch_int8"].metrics["r2"] > 0.6
 
 
 def test_r2_is_gated_with_a_relative_budget(built):

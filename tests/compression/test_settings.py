@@ -1,4 +1,5 @@
 """CompressionSettings: defaults, unknown keys rejected, float32 always present."""
+
 import pytest
 from pydantic import ValidationError
 
@@ -9,7 +10,8 @@ def test_defaults_build_every_variant_with_documented_budgets():
     settings = CompressionSettings()
     assert settings.variants == ALL_VARIANTS
     assert (settings.max_metric_drop, settings.max_relative_drop, settings.policy) == (0.01, 0.05, "smallest")
-    assert settings.distillation.temperature == 4.0 and settings.distillation.alpha == 0.5
+    assert settings.distillation.temperature == 4.0
+    assert settings.distillation.alpha == 0.5
 
 
 @pytest.mark.parametrize("mapping", [{"max_metric_dorp": 0.02}, {"pruning": {"target_sparsity": 0.9, "frequncy": 10}}])

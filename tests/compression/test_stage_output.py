@@ -1,5 +1,6 @@
 """What a person sees of the compression stage in a real `pmf run`: progress lines as each variant
 is built, the terminal table at 80 columns, the Prefect table artifact and the trade-off plot."""
+
 from __future__ import annotations
 
 import contextlib
@@ -28,10 +29,24 @@ def run(prefect_harness, tmp_path_factory):
         env.setenv("PMF_ARTIFACT_ROOT", (home / "artifacts").as_uri())
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(["run", "--set", "train.epochs=5", "--set", f"compression.variants=[{', '.join(VARIANTS)}]",
-                         "--set", "compression.distillation.epochs=3"])
-        yield {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue(), "artifact": latest_compression_artifact(),
-               "plot": downloaded_plot(home, tmp_path_factory.mktemp("plot"))}
+            code = main(
+                [
+                    "run",
+                    "--set",
+                    "train.epochs=5",
+                    "--set",
+                    f"compression.variants=[{', '.join(VARIANTS)}]",
+                    "--set",
+                    "compression.distillation.epochs=3",
+                ]
+            )
+        yield {
+            "code": code,
+            "stdout": out.getvalue(),
+            "stderr": err.getvalue(),
+            "artifact": latest_compression_artifact(),
+            "plot": downloaded_plot(home, tmp_path_factory.mktemp("plot")),
+        }
 
 
 def latest_compression_artifact():
@@ -40,8 +55,9 @@ def latest_compression_artifact():
     from prefect.client.schemas.sorting import ArtifactSort
 
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["compression"])),
-                                      sort=ArtifactSort.CREATED_DESC, limit=1)
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["compression"])), sort=ArtifactSort.CREATED_DESC, limit=1
+        )
     return found[0]
 
 
@@ -49,7 +65,9 @@ def downloaded_plot(home, destination):
     from tasks.registry.tracking import client
 
     mlflow = client()
-    runs = mlflow.search_runs([e.experiment_id for e in mlflow.search_experiments()], filter_string="tags.`pmf.stage` = 'compress'")
+    runs = mlflow.search_runs(
+        [e.experiment_id for e in mlflow.search_experiments()], filter_string="tags.`pmf.stage` = 'compress'"
+    )
     assert len(runs) == 1
     return mlflow.download_artifacts(runs[0].info.run_id, "compression/tradeoff.png", str(destination))
 

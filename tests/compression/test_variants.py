@@ -3,9 +3,11 @@
 One module-scoped teacher and one sequential build of every variant keep the folder fast; tests
 that need other builds (threads, failures) make their own.
 """
+
 import gzip
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,15 +56,21 @@ def teacher(data):
 def reports(teacher, data, score, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("sequential")
     before = [w.copy() for w in teacher.get_weights()]
-    built = {v: build_and_measure(v, teacher, data, "classification", score, SETTINGS, workdir, student_builder) for v in ("keras", *ALL_VARIANTS)}
-    assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights())), "a variant mutated the teacher"
+    built = {
+        v: build_and_measure(v, teacher, data, "classification", score, SETTINGS, workdir, student_builder)
+        for v in ("keras", *ALL_VARIANTS)
+    }
+    assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights(), strict=False)), "a variant mutated the teacher"
     return built
 
 
 def test_every_variant_builds_and_is_measured(reports):
     for name, r in reports.items():
         assert r.error is None, f"{name}: {r.error}"
-        assert r.bytes > 0 and r.gzip_bytes > 0 and 0 < r.latency_ms_p50 <= r.latency_ms_p99 and r.throughput_rows_s > 0
+        assert r.bytes > 0
+        assert r.gzip_bytes > 0
+        assert 0 < r.latency_ms_p50 <= r.latency_ms_p99
+        assert r.throughput_rows_s > 0
         assert 0.5 < r.metrics["accuracy"] <= 1.0
 
 
@@ -97,7 +105,8 @@ def test_int8_has_int8_input_output_and_weights(reports, teacher):
 def test_quantized_variants_are_smaller_than_float32(reports):
     f32 = reports["float32"]
     for name in ("dynamic_range", "float16", "int8", "qat_int8", "pruned_int8"):
-        assert reports[name].bytes < f32.bytes and reports[name].gzip_bytes < f32.gzip_bytes, name
+        assert reports[name].bytes < f32.bytes, name
+        assert reports[name].gzip_bytes < f32.gzip_bytes, name
 
 
 def test_pruning_reaches_its_target_and_only_shrinks_once_stripped(reports, teacher, data):
@@ -109,7 +118,10 @@ def test_pruning_reaches_its_target_and_only_shrinks_once_stripped(reports, teac
     stripped = tfmot.sparsity.keras.strip_pruning(pruned.model)
     assert kernel_sparsity(stripped) >= pruned.target_sparsity - 0.01
     assert reports["pruned_int8"].extra["sparsity"] >= reports["pruned_int8"].extra["target_sparsity"] - 0.01
-    gz = lambda model: len(gzip.compress(convert_to_tflite(model, "float32"), 9))
+
+    def gz(model):
+        return len(gzip.compress(convert_to_tflite(model, "float32"), 9))
+
     assert gz(stripped) < 0.9 * gz(pruned.model), "stripping must shrink the gzipped file"
     assert gz(stripped) < 0.9 * reports["float32"].gzip_bytes
     assert reports["pruned_int8"].gzip_bytes < reports["int8"].gzip_bytes < reports["float32"].gzip_bytes
@@ -117,7 +129,8 @@ def test_pruning_reaches_its_target_and_only_shrinks_once_stripped(reports, teac
 
 def test_the_distilled_and_scratch_students_share_architecture_and_are_smaller(reports):
     distilled, scratch = reports["distilled_int8"], reports["student_scratch_int8"]
-    assert distilled.extra["distilled"] and not scratch.extra["distilled"]
+    assert distilled.extra["distilled"]
+    assert not scratch.extra["distilled"]
     assert distilled.extra["student_params"] == scratch.extra["student_params"] < distilled.extra["teacher_params"]
     assert distilled.bytes < reports["int8"].bytes
 
@@ -125,9 +138,15 @@ def test_the_distilled_and_scratch_students_share_architecture_and_are_smaller(r
 def test_variants_built_in_threads_match_the_sequential_build(reports, teacher, data, score, tmp_path):
     names = ("int8", "pruned_int8", "distilled_int8")
     with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {n: pool.submit(build_and_measure, n, teacher, data, "classification", score, SETTINGS, tmp_path, student_builder) for n in names}
+        futures = {
+            n: pool.submit(build_and_measure, n, teacher, data, "classification", score, SETTINGS, tmp_path, student_builder)
+            for n in names
+        }
         threaded = {n: f.result() for n, f in futures.items()}
-    digest = lambda path: hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+    def digest(path):
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
     for name in names:
         assert threaded[name].error is None, threaded[name].error
         assert threaded[name].metrics == reports[name].metrics, name
@@ -142,26 +161,43 @@ def test_variants_built_in_threads_match_the_sequential_build(reports, teacher, 
 
 def test_build_in_threads_then_measure_one_at_a_time(reports, teacher, data, score, tmp_path):
     with ThreadPoolExecutor(max_workers=2) as pool:
-        built = list(pool.map(lambda v: build_only(v, teacher, data, "classification", SETTINGS, tmp_path), ("float32", "int8", "int4")))
-    assert built[0].latency_ms_p50 is None and built[2].passed is False
+        built = list(
+            pool.map(lambda v: build_only(v, teacher, data, "classification", SETTINGS, tmp_path), ("float32", "int8", "int4"))
+        )
+    assert built[0].latency_ms_p50 is None
+    assert built[2].passed is False
     measured = [measure_built(r, data, score, SETTINGS) for r in built]
     assert [m.metrics for m in measured[:2]] == [reports["float32"].metrics, reports["int8"].metrics]
-    assert measured[1].gzip_bytes == reports["int8"].gzip_bytes and measured[1].latency_ms_p50 > 0
+    assert measured[1].gzip_bytes == reports["int8"].gzip_bytes
+    assert measured[1].latency_ms_p50 > 0
     assert measured[2] == built[2]
 
 
 def test_a_broken_variant_reports_its_reason_and_the_others_continue(teacher, data, score, tmp_path):
     keras = import_keras()
     # LayerNormalization has no default QAT config in tfmot: qat_int8 must fail, int8 must not.
-    model = keras.Sequential([keras.Input((8,), name="features"), keras.layers.Dense(16, activation="relu"), keras.layers.LayerNormalization(), keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((8,), name="features"),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.LayerNormalization(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     model.compile(loss="sparse_categorical_crossentropy")
-    built = {v: build_and_measure(v, model, data, "classification", score, SETTINGS, tmp_path, None) for v in ("float32", "int8", "qat_int8", "distilled_int8", "int4")}
-    assert built["int8"].error is None and built["float32"].error is None
-    assert "not supported" in built["qat_int8"].error and built["qat_int8"].passed is False
+    built = {
+        v: build_and_measure(v, model, data, "classification", score, SETTINGS, tmp_path, None)
+        for v in ("float32", "int8", "qat_int8", "distilled_int8", "int4")
+    }
+    assert built["int8"].error is None
+    assert built["float32"].error is None
+    assert "not supported" in built["qat_int8"].error
+    assert built["qat_int8"].passed is False
     assert "student_builder" in built["distilled_int8"].error
     assert "unknown compression variant" in built["int4"].error
     gated = {r.variant: r for r in compression_gate(built.values(), SETTINGS, "accuracy", True)}
-    assert gated["qat_int8"].passed is False and gated["qat_int8"].reasons[0].startswith("qat_int8 could not be built")
+    assert gated["qat_int8"].passed is False
+    assert gated["qat_int8"].reasons[0].startswith("qat_int8 could not be built")
 
 
 def test_zero_budget_on_real_variants_rejects_exactly_those_that_lost_accuracy(reports):

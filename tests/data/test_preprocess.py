@@ -20,7 +20,8 @@ def test_transform_shapes_and_scaling(fitted):
     assert matrix.dtype == np.float32
     assert matrix.shape == (len(frame), len(pre.feature_names))
     amount = matrix[:, pre.feature_names.index("amount")]
-    assert abs(amount.mean()) < 1e-5 and abs(amount.std() - 1) < 1e-3
+    assert abs(amount.mean()) < 1e-5
+    assert abs(amount.std() - 1) < 1e-3
 
 
 def test_json_round_trip_gives_identical_features(fitted, tmp_path):
@@ -60,9 +61,12 @@ def test_split_is_seeded_and_stratified():
     first = split_frame(frame, schema, 0.2, 0.25, seed=3)
     again = split_frame(frame, schema, 0.2, 0.25, seed=3)
     other = split_frame(frame, schema, 0.2, 0.25, seed=4)
-    assert first.test.index.equals(again.test.index) and not first.test.index.equals(other.test.index)
+    assert first.test.index.equals(again.test.index)
+    assert not first.test.index.equals(other.test.index)
     assert (first.test["y"] == "rare").mean() == pytest.approx(0.1)
-    assert len(first.test) == 200 and len(first.validation) == 200 and len(first.train) == 600
+    assert len(first.test) == 200
+    assert len(first.validation) == 200
+    assert len(first.train) == 600
 
 
 def test_regression_target_is_standardized_and_decoded_back():
@@ -74,8 +78,9 @@ def test_regression_target_is_standardized_and_decoded_back():
 
 
 def test_date_columns_become_numeric_parts(fitted):
-    frame, pre = fitted
-    assert "signup.hour" in pre.feature_names and "signup.month" in pre.feature_names
+    _frame, pre = fitted
+    assert "signup.hour" in pre.feature_names
+    assert "signup.month" in pre.feature_names
 
 
 def test_split_sizes_follow_scikit_learn_rounding():
@@ -86,7 +91,11 @@ def test_split_sizes_follow_scikit_learn_rounding():
     for rows, test_size, validation_size in [(344, 0.2, 0.2), (21, 0.33, 0.1), (1000, 0.05, 0.5)]:
         rest, test = train_test_split(np.arange(rows), test_size=test_size)
         train, validation = train_test_split(rest, test_size=validation_size)
-        assert split_sizes(rows, test_size, validation_size) == {"train": len(train), "validation": len(validation), "test": len(test)}
+        assert split_sizes(rows, test_size, validation_size) == {
+            "train": len(train),
+            "validation": len(validation),
+            "test": len(test),
+        }
 
 
 def test_split_sizes_that_leave_no_rows_are_a_config_error_naming_the_settings():
@@ -94,7 +103,10 @@ def test_split_sizes_that_leave_no_rows_are_a_config_error_naming_the_settings()
 
     frame = pd.DataFrame({"x": np.arange(50.0), "y": np.linspace(0, 1, 50)})
     schema = infer_schema(frame, "y", "regression")
-    with pytest.raises(ConfigError, match=r"split.test_size=0.99 and split.validation_size=0.2 leave no train and no validation rows out of 50 labelled rows"):
+    with pytest.raises(
+        ConfigError,
+        match=r"split.test_size=0.99 and split.validation_size=0.2 leave no train and no validation rows out of 50 labelled rows",
+    ):
         split_frame(frame, schema, 0.99, 0.2, seed=0)
 
 

@@ -1,4 +1,5 @@
 """Run the real `pmf` command line in-process and read back what a user would look at."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,8 +23,9 @@ def pmf(*args: str) -> tuple[int, dict]:
 
 
 def child_runs(client, result: dict) -> dict:
-    runs = client.search_runs([result["mlflow_experiment_id"]],
-                              filter_string=f"tags.`mlflow.parentRunId` = '{result['mlflow_run_id']}'")
+    runs = client.search_runs(
+        [result["mlflow_experiment_id"]], filter_string=f"tags.`mlflow.parentRunId` = '{result['mlflow_run_id']}'"
+    )
     return {r.data.tags["pmf.stage"]: r for r in runs}
 
 

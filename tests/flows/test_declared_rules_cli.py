@@ -1,4 +1,5 @@
 """Declared GX rules that GX cannot build are configuration errors, found before any data is read."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,11 +15,16 @@ def all_runs(client) -> list:
     return client.search_runs(experiments) if experiments else []
 
 
-@pytest.mark.parametrize(("rules", "message"), [
-    ("[{expectation: NoSuchThing}]", "validation.rules[0] (NoSuchThing): unknown Great Expectations expectation"),
-    ("[{expectation: ExpectColumnValuesToBeBetween, kwargs: {column: body_mass_g, min_value: heavy}}]",
-     "validation.rules[0] (ExpectColumnValuesToBeBetween): min_value: value is not a valid float"),
-])
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ("[{expectation: NoSuchThing}]", "validation.rules[0] (NoSuchThing): unknown Great Expectations expectation"),
+        (
+            "[{expectation: ExpectColumnValuesToBeBetween, kwargs: {column: body_mass_g, min_value: heavy}}]",
+            "validation.rules[0] (ExpectColumnValuesToBeBetween): min_value: value is not a valid float",
+        ),
+    ],
+)
 def test_invalid_declared_rule_exits_2_naming_the_rule_and_opens_no_run(mlflow_client, rules, message):
     code, result = pmf("run", "--set", f"validation.rules={rules}")
     assert code == 2

@@ -1,4 +1,5 @@
 """What a user does from a shell: interrupt a run and start it again; load the registered model elsewhere."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,17 @@ print(json.dumps({"tensorflow_imported": "tensorflow" in sys.modules, "accuracy"
 
 
 def test_registered_model_predicts_raw_csv_rows_in_a_fresh_process_without_tensorflow(workspace):
-    run = pmf_process(workspace, "run", "--set", "train.epochs=15", "--set", "train.dropout=0.3",
-                      "--set", "compression.variants=[float32, int8, distilled_int8, student_scratch_int8]", "--json")
+    run = pmf_process(
+        workspace,
+        "run",
+        "--set",
+        "train.epochs=15",
+        "--set",
+        "train.dropout=0.3",
+        "--set",
+        "compression.variants=[float32, int8, distilled_int8, student_scratch_int8]",
+        "--json",
+    )
     out, err = run.communicate(timeout=400)
     assert run.returncode == 0, err[-3000:]
     result = json.loads(out.strip().splitlines()[-1])

@@ -3,6 +3,7 @@ naming the folder, exit 1; an unexpected error ends in one line that names the l
 
 Read-only and full disks are real: small tmpfs mounts (the tests run as root, whom chmod does not stop).
 """
+
 from __future__ import annotations
 
 import re
@@ -56,8 +57,9 @@ def test_a_read_only_workspace_fails_at_once_in_one_line(mount, tmp_path, comman
     code, err, seconds = run_pmf(home, *command, cwd=tmp_path)
 
     assert code == 1
-    assert err.strip().splitlines() == [f"pmf: failed: workspace {home} is on a read-only file system: "
-                                        f"set PMF_HOME to a writable folder"]
+    assert err.strip().splitlines() == [
+        f"pmf: failed: workspace {home} is on a read-only file system: set PMF_HOME to a writable folder"
+    ]
     assert seconds < 20  # no Prefect server is waited for (it used to take 99 s)
 
 
@@ -67,8 +69,9 @@ def test_a_workspace_that_cannot_be_created_fails_in_one_line(mount, tmp_path):
     code, err, _ = run_pmf(home, "run", cwd=tmp_path)
 
     assert code == 1
-    assert err.strip().splitlines() == [f"pmf: failed: workspace {home} is on a read-only file system: "
-                                        f"set PMF_HOME to a writable folder"]
+    assert err.strip().splitlines() == [
+        f"pmf: failed: workspace {home} is on a read-only file system: set PMF_HOME to a writable folder"
+    ]
 
 
 def test_a_full_workspace_disk_fails_at_once_naming_the_free_space(mount, tmp_path):
@@ -80,8 +83,11 @@ def test_a_full_workspace_disk_fails_at_once_naming_the_free_space(mount, tmp_pa
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert re.fullmatch(rf"pmf: failed: no room in workspace {home}: \d+\.\d KB free, pmf needs at least 64\.0 MB: "
-                        r"free some space or set PMF_HOME to another disk", lines[0])
+    assert re.fullmatch(
+        rf"pmf: failed: no room in workspace {home}: \d+\.\d KB free, pmf needs at least 64\.0 MB: "
+        r"free some space or set PMF_HOME to another disk",
+        lines[0],
+    )
     assert seconds < 20
 
 
@@ -89,14 +95,25 @@ def test_a_store_on_a_disk_that_fills_up_fails_in_one_line_naming_it(mount, tmp_
     full = mount("128k")
     home = tmp_path / "home"
 
-    code, err, _ = run_pmf(home, "validate", "--data", PENGUINS, "--target", "species", cwd=tmp_path,
-                           MLFLOW_TRACKING_URI=f"sqlite:///{full / 'mlflow.db'}")
+    code, err, _ = run_pmf(
+        home,
+        "validate",
+        "--data",
+        PENGUINS,
+        "--target",
+        "species",
+        cwd=tmp_path,
+        MLFLOW_TRACKING_URI=f"sqlite:///{full / 'mlflow.db'}",
+    )
 
     assert code == 1
     lines = err.strip().splitlines()
     assert "Traceback" not in err
-    assert re.fullmatch(rf"pmf: failed: no space left on the disk of {full}/mlflow\.db \(\d+\.\d KB free\): "
-                        r"free some space or set PMF_HOME to another disk", lines[-1]), err
+    assert re.fullmatch(
+        rf"pmf: failed: no space left on the disk of {full}/mlflow\.db \(\d+\.\d KB free\): "
+        r"free some space or set PMF_HOME to another disk",
+        lines[-1],
+    ), err
     assert [line for line in lines if line.startswith("pmf:")] == [lines[-1]]
 
 
@@ -110,8 +127,17 @@ def test_an_unexpected_error_is_one_line_naming_the_log_with_the_traceback(tmp_p
     home = tmp_path / "home"
     down = f"http://127.0.0.1:{free_port()}"  # a tracking server that is not there
 
-    code, err, _ = run_pmf(home, "validate", "--data", PENGUINS, "--target", "species", cwd=tmp_path,
-                           MLFLOW_TRACKING_URI=down, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    code, err, _ = run_pmf(
+        home,
+        "validate",
+        "--data",
+        PENGUINS,
+        "--target",
+        "species",
+        cwd=tmp_path,
+        MLFLOW_TRACKING_URI=down,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+    )
 
     assert code == 1
     assert "Traceback" not in err

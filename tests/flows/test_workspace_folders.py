@@ -1,5 +1,6 @@
 """Scratch folders of `pmf run` / `pmf validate` live under PMF_HOME/tmp and are gone when the command
 ends, whichever way it ends; nothing is written to the folder the user stands in."""
+
 from __future__ import annotations
 
 import os

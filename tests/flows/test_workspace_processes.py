@@ -1,5 +1,6 @@
 """Interrupting `pmf run` leaves nothing behind: runs KILLED, the embedded Prefect server stopped,
 scratch folders removed; after a kill -9 the next command cleans up."""
+
 from __future__ import annotations
 
 import signal
@@ -13,8 +14,16 @@ from tests.support.pmf_process import children_of, is_running, pmf_process, read
 
 pytestmark = pytest.mark.slow
 
-SLOW_TRAINING = ["--set", "train.epochs=40", "--set", "train.batch_size=4", "--set", "train.early_stopping_patience=40",
-                 "--set", "compression.variants=[float32]"]
+SLOW_TRAINING = [
+    "--set",
+    "train.epochs=40",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "train.early_stopping_patience=40",
+    "--set",
+    "compression.variants=[float32]",
+]
 
 
 def runs_by_status(home: Path) -> dict[str, list[str]]:
@@ -67,8 +76,9 @@ def test_the_next_command_cleans_up_what_a_kill_9_left(tmp_path):
     assert "RUNNING" in runs_by_status(home)
     assert list((home / "tmp").iterdir())
 
-    later = pmf_process(home, "validate", "--data", str(Path(__file__).resolve().parents[2] / "data" / "penguins.csv"),
-                        cwd=tmp_path)
+    later = pmf_process(
+        home, "validate", "--data", str(Path(__file__).resolve().parents[2] / "data" / "penguins.csv"), cwd=tmp_path
+    )
     _, err = later.communicate(timeout=300)
 
     assert later.returncode == 0, err[-3000:]

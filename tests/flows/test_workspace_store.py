@@ -1,5 +1,6 @@
 """A workspace keeps all its state under PMF_HOME, whatever folder the user stands in, and its first
 use is safe when two commands start at once."""
+
 from __future__ import annotations
 
 import json

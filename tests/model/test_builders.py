@@ -1,4 +1,5 @@
 """Model builders: pure functions of shapes and hyper-parameters."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,15 @@ def test_dropout_layers_follow_each_hidden_layer_only_when_asked():
 
 
 def test_cnn_reshapes_flat_pixels_into_the_image_and_predicts_each_class():
-    model = build_cnn(input_dim=64, n_outputs=10, image_shape=(8, 8, 1), conv_filters=(4, 8), hidden_units=(16,), dropout=0.0,
-                      task="classification")
+    model = build_cnn(
+        input_dim=64,
+        n_outputs=10,
+        image_shape=(8, 8, 1),
+        conv_filters=(4, 8),
+        hidden_units=(16,),
+        dropout=0.0,
+        task="classification",
+    )
     assert model.predict(np.zeros((2, 64), dtype=np.float32), verbose=0).shape == (2, 10)
     assert any(layer.__class__.__name__ == "Conv2D" for layer in model.layers)
 
@@ -45,7 +53,9 @@ def test_cnn_refuses_an_image_shape_that_does_not_hold_the_features():
 
 
 def test_build_model_follows_the_config_choice_of_architecture():
-    cnn = build_model(TrainConfig(model="cnn", image_shape=(8, 8, 1), conv_filters=(4,), hidden_units=(8,)), 64, 10, "classification")
+    cnn = build_model(
+        TrainConfig(model="cnn", image_shape=(8, 8, 1), conv_filters=(4,), hidden_units=(8,)), 64, 10, "classification"
+    )
     mlp = build_model(TrainConfig(hidden_units=(8,)), 64, 10, "classification")
     assert cnn.name == "cnn"
     assert mlp.name == "mlp"

@@ -26,7 +26,8 @@ def test_perfect_and_binary_auc():
 
 def test_regression_metrics():
     m = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]))
-    assert m["mse"] == pytest.approx(4 / 3) and m["mae"] == pytest.approx(2 / 3)
+    assert m["mse"] == pytest.approx(4 / 3)
+    assert m["mae"] == pytest.approx(2 / 3)
     assert m["r2"] == pytest.approx(1 - 4 / 2)
 
 
@@ -36,13 +37,19 @@ def test_slices_cover_every_value_including_missing():
     probs = np.eye(2)[[0, 1, 1, 1]]
     rows = slice_metrics("classification", frame, ("island",), y, probs)
     by_value = {r["value"]: r for r in rows}
-    assert by_value["a"]["accuracy"] == 1.0 and by_value["b"]["accuracy"] == 0.0 and by_value["a"]["rows"] == 2
+    assert by_value["a"]["accuracy"] == 1.0
+    assert by_value["b"]["accuracy"] == 0.0
+    assert by_value["a"]["rows"] == 2
     assert len(rows) == 3
 
 
 def test_gate_reports_every_rule_and_only_fail_rules_block():
-    rules = (GateRule(metric="accuracy", min=0.9), GateRule(metric="f1_macro", min=0.85),
-             GateRule(metric="mae", max=1.0), GateRule(metric="roc_auc", min=0.99, severity="warn"))
+    rules = (
+        GateRule(metric="accuracy", min=0.9),
+        GateRule(metric="f1_macro", min=0.85),
+        GateRule(metric="mae", max=1.0),
+        GateRule(metric="roc_auc", min=0.99, severity="warn"),
+    )
     decision = evaluation_gate(rules, {"accuracy": 0.8, "f1_macro": 0.81, "mae": 0.5, "roc_auc": 0.9})
     assert not decision.passed
     assert [r.passed for r in decision.results] == [False, False, True, False]
@@ -53,4 +60,5 @@ def test_gate_reports_every_rule_and_only_fail_rules_block():
 def test_warn_rules_never_block_and_missing_metrics_fail():
     assert evaluation_gate((GateRule(metric="r2", min=0.5, severity="warn"),), {"r2": 0.1}).passed
     decision = evaluation_gate((GateRule(metric="r2", min=0.5),), {"r2": float("nan")})
-    assert not decision.passed and decision.reasons == ["r2 missing < 0.5"]
+    assert not decision.passed
+    assert decision.reasons == ["r2 missing < 0.5"]

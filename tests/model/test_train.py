@@ -1,4 +1,5 @@
 """Training pieces: class weights, learning-rate schedules, a few steps of real training."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,17 @@ def test_a_few_epochs_on_separable_rows_learn_them_and_report_what_ran(tmp_path)
     y = (x[:, 0] > 0).astype(np.int64)
     cfg = TrainConfig(hidden_units=(8,), epochs=5, batch_size=16, learning_rate=0.05, early_stopping_patience=5)
     seen = []
-    result = train_model(x[:150], y[:150], x[150:], y[150:], "classification", 2, cfg, tmp_path / "ckpt",
-                         on_epoch=lambda epoch, logs: seen.append(epoch))
+    result = train_model(
+        x[:150],
+        y[:150],
+        x[150:],
+        y[150:],
+        "classification",
+        2,
+        cfg,
+        tmp_path / "ckpt",
+        on_epoch=lambda epoch, logs: seen.append(epoch),
+    )
     assert result.epochs_run == 5
     assert seen == [1, 2, 3, 4, 5]
     assert result.resumed_from_epoch == 0

@@ -1,4 +1,5 @@
 """Fixtures of the registry tests: a registry copy whose artifacts a test may tamper with."""
+
 from __future__ import annotations
 
 from pathlib import Path

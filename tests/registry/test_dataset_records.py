@@ -1,4 +1,5 @@
 """A dataset's suite and config in a real MLflow store: created once under concurrency, versioned on update."""
+
 from __future__ import annotations
 
 import threading
@@ -42,7 +43,7 @@ def test_first_runs_of_a_name_at_once_store_one_suite_and_all_use_it(mlflow_clie
         name = f"race{round_}"
         experiment_id = ensure_experiment(name)
         documents = [{"name": name, "inferred_by": i} for i in range(4)]
-        results = at_once(4, lambda i: datasets.save_suite(experiment_id, name, documents[i]))
+        results = at_once(4, lambda i, e=experiment_id, n=name, d=documents: datasets.save_suite(e, n, d[i]))
         assert {version for version, _ in results} == {1}
         winners = {doc["inferred_by"] for _, doc in results}
         assert len(winners) == 1, f"every run must validate against one suite, got {results}"
@@ -64,7 +65,8 @@ def test_config_is_recorded_once_then_only_replaced_on_request(mlflow_client, wo
     experiment_id = ensure_experiment("configured")
     results = at_once(3, lambda i: datasets.record_config(experiment_id, {"train": {"epochs": i + 1}}, False, f"run {i}"))
     recorded = datasets.recorded_config("configured")
-    assert recorded.version == 1 and [mine for _, mine in results].count(True) == 1
+    assert recorded.version == 1
+    assert [mine for _, mine in results].count(True) == 1
     assert all(record == recorded for record, _ in results)
     record, mine = datasets.record_config(experiment_id, {"train": {"epochs": 9}}, False, "later run")
     assert (record.version, mine, datasets.recorded_config("configured").document) == (1, False, recorded.document)

@@ -1,4 +1,5 @@
 """Integrity of every registered package: each kind of tampering is refused wherever a version is loaded or moved."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -54,12 +55,20 @@ TAMPERING: dict[str, Callable[[Path], None]] = {
     "file added": lambda f: (f / "extra.py").write_text("print('not shipped')\n"),
     "file missing": lambda f: (f / "model_meta.json").unlink(),
     "manifest missing": lambda f: (f / "manifest.json").unlink(),
-    "manifest rewritten to match an edit": lambda f: (swap_first_two_classes(f / "model_meta.json", lambda d: d),
-                                                      rewrite_manifest(f)),
+    "manifest rewritten to match an edit": lambda f: (
+        swap_first_two_classes(f / "model_meta.json", lambda d: d),
+        rewrite_manifest(f),
+    ),
 }
-EXPECTED = {"model.tflite edited": "model.tflite", "preprocessor.json classes swapped": "preprocessor.json",
-            "model_meta.json classes swapped": "model_meta.json", "file added": "extra.py", "file missing": "model_meta.json",
-            "manifest missing": "re-run `pmf run`", "manifest rewritten to match an edit": "registered manifest digest"}
+EXPECTED = {
+    "model.tflite edited": "model.tflite",
+    "preprocessor.json classes swapped": "preprocessor.json",
+    "model_meta.json classes swapped": "model_meta.json",
+    "file added": "extra.py",
+    "file missing": "model_meta.json",
+    "manifest missing": "re-run `pmf run`",
+    "manifest rewritten to match an edit": "registered manifest digest",
+}
 
 
 def production() -> str | None:
@@ -78,11 +87,13 @@ def test_a_tampered_package_is_refused_by_load_infra_check_promote_and_rollback(
         load_verified(NAME, "3", Path(tmp))  # what the server and the champion gate load through
 
     report = infra_check(NAME, "3", SETTINGS)
-    assert not report.passed and any(EXPECTED[kind] in reason for reason in report.reasons), report.reasons
+    assert not report.passed, report.reasons
+    assert any(EXPECTED[kind] in reason for reason in report.reasons), report.reasons
 
     for force in (False, True):  # --force never overrides integrity
         result = promote_version(NAME, "3", "production", SETTINGS, force=force)
-        assert not result["promoted"] and any(EXPECTED[kind] in r for r in result["reasons"]), result["reasons"]
+        assert not result["promoted"], result["reasons"]
+        assert any(EXPECTED[kind] in r for r in result["reasons"]), result["reasons"]
         assert result["aliases"] == {"candidate": "3", "production": "2"}
 
     with pytest.raises(IntegrityError, match=EXPECTED[kind].replace("`", ".")):
@@ -91,7 +102,8 @@ def test_a_tampered_package_is_refused_by_load_infra_check_promote_and_rollback(
         lifecycle.rollback(NAME, to_version="3")
     with pytest.raises(IntegrityError):
         lifecycle.move_alias(NAME, lifecycle.STAGING, "3", "any move verifies first")
-    assert production() == "2" and lifecycle.aliases(NAME) == {"candidate": "3", "production": "2"}
+    assert production() == "2"
+    assert lifecycle.aliases(NAME) == {"candidate": "3", "production": "2"}
     assert lifecycle.history(NAME) == history_before  # no record of a refused move
 
 
@@ -108,16 +120,18 @@ def test_the_pyfunc_refuses_a_package_that_does_not_match_the_manifest_it_carrie
 
 def test_a_version_registered_without_a_manifest_is_refused_with_the_way_out(store):
     tracking.client().delete_model_version_tag(NAME, "3", MANIFEST_TAG)
-    with tempfile.TemporaryDirectory() as tmp, pytest.raises(IntegrityError, match="re-run .pmf run. for it"):
+    with tempfile.TemporaryDirectory() as tmp, pytest.raises(IntegrityError, match=r"re-run `pmf run` for it"):
         load_verified(NAME, "3", Path(tmp))
     result = promote_version(NAME, "3", "staging", SETTINGS, force=True)
-    assert not result["promoted"] and any("re-run `pmf run`" in r for r in result["reasons"])
+    assert not result["promoted"]
+    assert any("re-run `pmf run`" in r for r in result["reasons"])
     assert lifecycle.aliases(NAME) == {"candidate": "3"}
 
 
 def pmf(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, timeout=300,
-                          env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, timeout=300, env=os.environ.copy()
+    )
 
 
 def test_rollback_and_forced_promote_from_the_command_line_refuse_a_tampered_version(own_store):
@@ -127,8 +141,11 @@ def test_rollback_and_forced_promote_from_the_command_line_refuse_a_tampered_ver
     TAMPERING["file added"](package(own_store, "3"))
     before = (lifecycle.aliases(NAME), lifecycle.history(NAME))
 
-    for args in (("rollback", NAME), ("rollback", NAME, "--to", "1"),
-                 ("promote", NAME, "--version", "3", "--to", "production", "--force")):
+    for args in (
+        ("rollback", NAME),
+        ("rollback", NAME, "--to", "1"),
+        ("promote", NAME, "--version", "3", "--to", "production", "--force"),
+    ):
         done = pmf(*args)
         assert done.returncode == 1, (args, done.stdout, done.stderr)
         assert "does not match" in done.stdout + done.stderr or "not in the manifest" in done.stdout + done.stderr, done

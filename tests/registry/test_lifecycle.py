@@ -1,4 +1,5 @@
 """The registry lifecycle on a real MLflow store: promotions, the champion gate, rollback, history, failures."""
+
 from __future__ import annotations
 
 import threading
@@ -44,10 +45,14 @@ def test_first_model_goes_to_production_worse_stops_better_replaces_rollback_res
     assert production() == "1"
 
     moves = [(h["alias"], h["from_version"], h["to_version"], h["kind"]) for h in lifecycle.history(NAME)]
-    assert moves == [("staging", None, "1", "promote"), ("production", None, "1", "promote"),
-                     ("staging", "1", "2", "promote"),
-                     ("staging", "2", "3", "promote"), ("production", "1", "3", "promote"),
-                     ("production", "3", "1", "rollback")]
+    assert moves == [
+        ("staging", None, "1", "promote"),
+        ("production", None, "1", "promote"),
+        ("staging", "1", "2", "promote"),
+        ("staging", "2", "3", "promote"),
+        ("production", "1", "3", "promote"),
+        ("production", "3", "1", "rollback"),
+    ]
     assert all(h["actor"] == "pytest" and h["time"] and h["metrics"] for h in lifecycle.history(NAME))
     run_id = tracking.client().get_model_version(NAME, "3").run_id
     assert "promotion/comparison.json" in {a.path for a in tracking.client().list_artifacts(run_id, "promotion")}
@@ -86,14 +91,16 @@ def test_a_corrupted_model_moves_no_alias(store):
     assert any("SHA-256" in r for r in result["reasons"]), result["reasons"]
     assert result["aliases"] == {"candidate": "3"}
     forced = promote_version(NAME, "3", "production", SETTINGS, force=True)  # --force never overrides integrity
-    assert not forced["promoted"] and forced["aliases"] == {"candidate": "3"}
+    assert not forced["promoted"]
+    assert forced["aliases"] == {"candidate": "3"}
 
 
 def test_a_server_that_does_not_become_ready_moves_no_alias(store):
     result = promote_candidate(NAME, "3", SETTINGS.model_copy(update={"infra_timeout_s": 0.05}))
     assert not result["promoted"]
     assert any("infra_check" in r for r in result["reasons"])
-    assert result["aliases"] == {"candidate": "3"} and lifecycle.history(NAME) == []
+    assert result["aliases"] == {"candidate": "3"}
+    assert lifecycle.history(NAME) == []
 
 
 def test_canary_comparison_counts_every_disagreement():
@@ -107,9 +114,12 @@ def test_canary_comparison_counts_every_disagreement():
 def test_a_forced_promotion_is_recorded_as_forced(store):
     promote_candidate(NAME, "1", SETTINGS)
     result = promote_version(NAME, "2", "production", SETTINGS, reason="hotfix", force=True)
-    assert result["promoted"] and result["forced"] and production() == "2"
+    assert result["promoted"]
+    assert result["forced"]
+    assert production() == "2"
     last = lifecycle.history(NAME)[-1]
-    assert last["forced"] and last["reason"].startswith("hotfix — forced past: champion_gate: accuracy")
+    assert last["forced"]
+    assert last["reason"].startswith("hotfix — forced past: champion_gate: accuracy")
 
 
 def test_concurrent_promotions_leave_one_production_version_and_a_consistent_history(store):
@@ -127,8 +137,9 @@ def test_concurrent_promotions_leave_one_production_version_and_a_consistent_his
     winner = production()
     assert winner in {"1", "3"}
     moves = [h for h in lifecycle.history(NAME) if h["alias"] == lifecycle.PRODUCTION]
-    assert moves and moves[-1]["to_version"] == winner
-    for previous, move in zip([None, *[m["to_version"] for m in moves]], moves):
+    assert moves
+    assert moves[-1]["to_version"] == winner
+    for previous, move in zip([None, *[m["to_version"] for m in moves]], moves, strict=False):
         assert move["from_version"] == previous  # each move saw the one before it: no lost update
     seqs = [h["seq"] for h in lifecycle.history(NAME)]
     assert seqs == sorted(set(seqs))
@@ -145,10 +156,13 @@ def test_manual_approval_is_asked_before_production_and_a_refusal_moves_nothing_
         return False, "not during the sale"
 
     refused = promote_candidate(NAME, "1", settings, approve=refuse)
-    assert asked == [True] and not refused["promoted"]
+    assert asked == [True]
+    assert not refused["promoted"]
     assert refused["reasons"] == ["manual approval refused: not during the sale"]
-    assert production() is None and lifecycle.alias_version(NAME, lifecycle.STAGING) == "1"
+    assert production() is None
+    assert lifecycle.alias_version(NAME, lifecycle.STAGING) == "1"
 
     approved = promote_candidate(NAME, "1", settings, approve=lambda summary: (True, "ok by alice"))
-    assert approved["promoted"] and production() == "1"
+    assert approved["promoted"]
+    assert production() == "1"
     assert lifecycle.history(NAME)[-1]["reason"].endswith("(approved: ok by alice)")

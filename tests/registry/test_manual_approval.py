@@ -1,4 +1,5 @@
 """Manual approval: the promotion pauses in Prefect with an input form; `pmf promote --approve/--reject` answers it."""
+
 from __future__ import annotations
 
 import threading
@@ -28,7 +29,8 @@ def start_waiting_promotion(version: str) -> tuple[threading.Thread, dict]:
     thread.start()
     deadline = time.monotonic() + 120
     while not waiting_approvals(NAME, version):
-        assert time.monotonic() < deadline and thread.is_alive(), f"the promotion never paused: {outcome}"
+        assert time.monotonic() < deadline, f"the promotion never paused: {outcome}"
+        assert thread.is_alive(), f"the promotion never paused: {outcome}"
         time.sleep(0.5)
     return thread, outcome
 
@@ -39,16 +41,22 @@ def test_approve_and_reject_from_the_command_line(store):
     assert lifecycle.alias_version(NAME, lifecycle.STAGING) == "1"  # infra check done, waiting before production
     assert lifecycle.alias_version(NAME, lifecycle.PRODUCTION) is None
     code, answer = pmf("promote", NAME, "--version", "1", "--to", "production", "--approve", "--reason", "looks good")
-    assert code == 0 and answer["status"] == "approved" and len(answer["flow_runs"]) == 1
+    assert code == 0
+    assert answer["status"] == "approved"
+    assert len(answer["flow_runs"]) == 1
     thread.join(120)
-    assert outcome["promoted"] and lifecycle.alias_version(NAME, lifecycle.PRODUCTION) == "1"
+    assert outcome["promoted"]
+    assert lifecycle.alias_version(NAME, lifecycle.PRODUCTION) == "1"
 
     thread, outcome = start_waiting_promotion("3")
     code, answer = pmf("promote", NAME, "--version", "3", "--to", "production", "--reject")
-    assert code == 0 and answer["status"] == "rejected"
+    assert code == 0
+    assert answer["status"] == "rejected"
     thread.join(120)
-    assert not outcome["promoted"] and lifecycle.alias_version(NAME, lifecycle.PRODUCTION) == "1"
+    assert not outcome["promoted"]
+    assert lifecycle.alias_version(NAME, lifecycle.PRODUCTION) == "1"
     assert any("reject" in reason for reason in outcome["reasons"]), outcome["reasons"]
 
     code, answer = pmf("promote", NAME, "--version", "3", "--to", "production", "--approve")
-    assert code == 2 and "waiting for approval" in answer["error"]
+    assert code == 2
+    assert "waiting for approval" in answer["error"]

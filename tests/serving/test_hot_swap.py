@@ -1,4 +1,5 @@
 """A promotion (and a rollback) reaches a running server without a single failed request."""
+
 from __future__ import annotations
 
 import http.client
@@ -14,8 +15,15 @@ from tests.support.serving import Server
 
 pytestmark = pytest.mark.slow
 
-ROW = {"island": "Biscoe", "bill_length_mm": 47.0, "bill_depth_mm": 15.0, "flipper_length_mm": 215, "body_mass_g": 5200,
-       "sex": "male", "year": 2008}
+ROW = {
+    "island": "Biscoe",
+    "bill_length_mm": 47.0,
+    "bill_depth_mm": 15.0,
+    "flipper_length_mm": 215,
+    "body_mass_g": 5200,
+    "sex": "male",
+    "year": 2008,
+}
 
 
 class Load:
@@ -29,7 +37,7 @@ class Load:
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for thread in self._threads:
             thread.start()
         return self
@@ -85,7 +93,8 @@ def test_promotion_and_rollback_swap_versions_under_load_without_failed_requests
         for sequence in load.by_thread.values():  # each client saw v1, then only v3, then only v1 again
             assert [v for i, v in enumerate(sequence) if i == 0 or sequence[i - 1] != v] == ["1", "3", "1"]
         assert versions[-1] == "1"
-        assert "swapped penguins v1 -> v3" in server.output() and "swapped penguins v3 -> v1" in server.output()
+        assert "swapped penguins v1 -> v3" in server.output()
+        assert "swapped penguins v3 -> v1" in server.output()
     finally:
         server.stop()
 

@@ -1,5 +1,6 @@
 """The prediction log: every prediction reaches it (also when the server is stopped right after the
 last answer), one record per row in the documented format, and no record larger than its cap."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,14 +31,17 @@ def records(home: Path) -> list[dict]:
 def send(port: int, requests: int, connections: int = 4) -> int:
     """`requests` one- and three-row requests over keep-alive connections, each row marked by its
     bill_length_mm (1000 + its number); returns the number of rows predicted."""
+
     async def client(index: int) -> int:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         rows = 0
         for number in range(index, requests, connections):
             batch = [{**PENGUIN, "bill_length_mm": 1000.0 + number * 3 + i} for i in range(1 + 2 * (number % 2))]
             body = orjson.dumps({"dataframe_records": batch})
-            writer.write(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            writer.write(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200"), head
             length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
@@ -81,7 +85,9 @@ def test_records_have_the_documented_format_and_an_oversized_row_is_replaced(sto
     first, second, oversized = records(store)
     for record in (first, second, oversized):
         assert list(record) == ["ts", "version", "row", "prediction"]
-        assert ISO_UTC.match(record["ts"]) and record["version"] == "1" and record["prediction"] in CLASSES
+        assert ISO_UTC.match(record["ts"])
+        assert record["version"] == "1"
+        assert record["prediction"] in CLASSES
     assert first["row"] == second["row"] == PENGUIN  # the raw input row, as sent
     assert oversized["row"] == {"truncated": True, "bytes": len(orjson.dumps(huge))}
     log = store / "predictions" / f"{NAME}.jsonl"
@@ -102,4 +108,5 @@ def test_a_large_request_is_written_in_slices_in_order(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert sizes == [100, 100, 51]
     assert [line["row"]["a"] for line in lines] == [line["prediction"] for line in lines] == list(range(251))
-    assert lines[-1]["row"] == {"a": 250, "b": "y"} and log.stats()["written"] == 251
+    assert lines[-1]["row"] == {"a": 250, "b": "y"}
+    assert log.stats()["written"] == 251

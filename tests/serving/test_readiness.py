@@ -1,5 +1,6 @@
 """/health is liveness, /ready is readiness; a version refused for its contents is remembered, and no
 download folder outlives a load (served or refused)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,7 +32,10 @@ def test_a_tampered_alias_target_is_refused_once_ready_says_so_and_the_old_versi
     tamper(own_store, "3")
     server = Server("--watch-interval", "0.1", "--no-prediction-log", env={"TMPDIR": str(private_tmp)}).wait_ready()
     try:
-        assert server.get_json("/ready") == (200, {"status": "ready", "serving": "1", "alias": "production", "alias_points_to": "1"})
+        assert server.get_json("/ready") == (
+            200,
+            {"status": "ready", "serving": "1", "alias": "production", "alias_points_to": "1"},
+        )
         assert serve_folders(private_tmp) == []  # the loaded version's download folder is gone once it is in memory
 
         tracking.client().set_registered_model_alias(NAME, lifecycle.PRODUCTION, "3")  # behind pmf's back: no verification
@@ -39,11 +43,15 @@ def test_a_tampered_alias_target_is_refused_once_ready_says_so_and_the_old_versi
         assert status == 503
         assert set(ready) == {"status", "serving", "alias", "alias_points_to", "error"}
         assert (ready["status"], ready["serving"], ready["alias_points_to"]) == ("not_ready", "1", "3")
-        assert "v3" in ready["error"] and "still serving v1" in ready["error"] and "SHA-256" in ready["error"]
+        assert "v3" in ready["error"]
+        assert "still serving v1" in ready["error"]
+        assert "SHA-256" in ready["error"]
 
         assert server.get_json("/health") == (200, {"status": "alive", "model": NAME, "version": "1"})
         status, headers, payload = server.post({"dataframe_records": [PENGUIN]})
-        assert status == 200 and headers["x-model-version"] == "1" and len(payload["predictions"]) == 1
+        assert status == 200
+        assert headers["x-model-version"] == "1"
+        assert len(payload["predictions"]) == 1
 
         _, meta = server.get_json("/metadata")
         polls = meta["runtime"]["polls"]

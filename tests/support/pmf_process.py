@@ -1,4 +1,5 @@
 """`pmf` as a user's shell runs it: a separate process, its own workspace, signals and all."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,14 @@ def pmf_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def pmf_process(home: Path, *args: str, cwd: Path = REPO, **extra_env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=cwd, env=pmf_env(home, **extra_env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=cwd,
+        env=pmf_env(home, **extra_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -1,4 +1,5 @@
 """A real `pmf serve` process on a socket, for the server tests."""
+
 from __future__ import annotations
 
 import http.client
@@ -15,8 +16,15 @@ import orjson
 
 from tests.registry.store import NAME
 
-PENGUIN = {"island": "Dream", "bill_length_mm": 50.0, "bill_depth_mm": 19.0, "flipper_length_mm": 196, "body_mass_g": 3800,
-           "sex": "female", "year": 2009}
+PENGUIN = {
+    "island": "Dream",
+    "bill_length_mm": 50.0,
+    "bill_depth_mm": 19.0,
+    "flipper_length_mm": 196,
+    "body_mass_g": 3800,
+    "sex": "female",
+    "year": 2009,
+}
 
 
 def free_port() -> int:
@@ -29,15 +37,16 @@ class Server:
     """`python -m tasks.serving.server NAME` (or, with cli=True, `python -m flows.cli serve NAME`) in a fresh
     process; stopped (and its stderr kept) at the end."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, cli: bool = False, name: str | None = NAME,
-                 port: int | None = None):
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, cli: bool = False, name: str | None = NAME, port: int | None = None
+    ):
         self.port = port or free_port()
-        self.stderr = tempfile.TemporaryFile()
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115  (outlives the server: tests read it after stop())
         module = ["flows.cli", "serve"] if cli else ["tasks.serving.server"]
         command = [sys.executable, "-m", *module, *([name] if name else []), "--port", str(self.port), *args]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.stderr, env={**os.environ, **(env or {})})
 
-    def wait_ready(self, timeout_s: float = 60) -> "Server":
+    def wait_ready(self, timeout_s: float = 60) -> Server:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"server exited: {self.output()}"
@@ -61,7 +70,9 @@ class Server:
         status, _, body = self.get(path, headers)
         return status, orjson.loads(body)
 
-    def post(self, body: bytes | dict, headers: dict | None = None, conn: http.client.HTTPConnection | None = None) -> tuple[int, dict, dict]:
+    def post(
+        self, body: bytes | dict, headers: dict | None = None, conn: http.client.HTTPConnection | None = None
+    ) -> tuple[int, dict, dict]:
         conn = conn or self.connection()
         data = body if isinstance(body, bytes) else orjson.dumps(body)
         conn.request("POST", "/invocations", body=data, headers={"Content-Type": "application/json", **(headers or {})})
