@@ -8,6 +8,7 @@ not flood it. Lines longer than `WIDTH` are wrapped under their own indentation,
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 import textwrap
 import time
@@ -99,6 +100,19 @@ def pack(label: str, items: Iterable[str], width: int = WIDTH) -> list[str]:
             current = " " * len(label) + item
         else:
             current = f"{current}  {item}" if current != label else label + item
+    return [*lines, current]
+
+
+def command_lines(words: Iterable[str], indent: int, width: int = WIDTH) -> list[str]:
+    """A shell command a user can copy: its words quoted, packed to `width` columns, each line but the
+    last ending in ` \\` (the shell joins them); a word longer than a line stays whole."""
+    lines, current = [], " " * indent
+    for word in map(shlex.quote, words):
+        if current.strip() and len(current) + 1 + len(word) + 2 > width:
+            lines.append(current + " \\")
+            current = " " * (indent + 4) + word
+        else:
+            current = f"{current} {word}" if current.strip() else current + word
     return [*lines, current]
 
 

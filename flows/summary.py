@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from flows.console import fit, metric, number, pack, seconds, wrap
+from flows.console import command_lines, fit, metric, number, pack, seconds, wrap
 
 
 def render_run(result: dict[str, Any], data: str | None = None) -> str:
@@ -110,14 +110,13 @@ def _value(value: Any) -> str:
 def next_step_lines(result: dict[str, Any], command: str, data: str | None) -> list[str]:
     """What to do about a rejected batch: fix the data, or make it the name's new reference with
     `--update-suite`; and where the full validation report is."""
-    name = result.get("registered_model") or result.get("name")
-    rerun = f"pmf {command} --data {shlex.quote(data or 'PATH')} --name {shlex.quote(str(name))}"
+    rerun = ["pmf", command, "--data", data or "PATH", "--name", str(result.get("registered_model") or result.get("name"))]
     lines = ["next step:",
              *wrap("fix the data (each ✗ above names the column and what was expected) and run again:", 2, 4),
-             *wrap(rerun, 4, 6),
+             *command_lines(rerun, 4),
              *wrap("or, if this batch is right and the reference is outdated, accept it as the new reference "
                    "(its expectation suite is inferred again from it):", 2, 4),
-             *wrap(f"pmf run --data {shlex.quote(data or 'PATH')} --name {shlex.quote(str(name))} --update-suite", 4, 6)]
+             *command_lines(["pmf", "run", *rerun[2:], "--update-suite"], 4)]
     report = validation_report(result)
     if report:
         lines += [*wrap("full report (every expectation, passed and failed):", 2, 4), *wrap(report, 4, 6)]

@@ -27,8 +27,9 @@ REGISTRY_ENV = ["PMF_HOME", "MLFLOW_TRACKING_URI"]
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
     models = commands.add_parser(
         "models", help="registered models: versions, aliases, key metrics, promotion history",
-        description="Registered models: what each alias points to, every version with its key metrics, and\n"
-                    "the promotion history (who moved which alias, when, why), newest first.",
+        description="Registered models: what each alias points to, every version with its key\n"
+                    "metrics, and the promotion history (who moved which alias, when, why), newest\n"
+                    "first.",
         epilog=help_epilog(REGISTRY_ENV, {EXIT_OK: "", EXIT_FAILED: "the registry could not be read (the line says why)",
                                           EXIT_USAGE: "no such model, or --unlock without NAME"},
                            ["pmf models", "pmf models penguins", "pmf models penguins --json",
@@ -40,10 +41,11 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
 
     promote = commands.add_parser(
         "promote", help="gated alias move: infra check (staging), + champion gate (production)",
-        description="Move an alias to a version through its gates: to @staging after the infra check (the\n"
-                    "version served in a fresh process answers canary rows as the pipeline predicts); to\n"
-                    "@production after the infra check and the champion gate (no worse than the current\n"
-                    "production by more than the margin, overall and per slice). Every move is recorded.",
+        description="Move an alias to a version through its gates: to @staging after the infra\n"
+                    "check (the version, served in a fresh process, answers canary rows as the\n"
+                    "pipeline predicts); to @production after the infra check and the champion\n"
+                    "gate (no worse than the current production by more than the margin, overall\n"
+                    "and per slice). Every move is recorded.",
         epilog=help_epilog([*REGISTRY_ENV, "PREFECT_API_URL", "PMF_ACTOR"],
                            {EXIT_OK: "promoted (or a waiting promotion approved or rejected)",
                             EXIT_FAILED: "refused by a gate (every reason is printed), the lock held, a server down",
@@ -66,8 +68,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
 
     rollback = commands.add_parser(
         "rollback", help="put the previous production version back, in one step",
-        description="Point @production back at the version it pointed to before (or at --to), in one\n"
-                    "recorded move; the target's package is verified first.",
+        description="Point @production back at the version it pointed to before (or at --to), in\n"
+                    "one recorded move; the target's package is verified first.",
         epilog=help_epilog([*REGISTRY_ENV, "PMF_ACTOR"],
                            {EXIT_OK: "rolled back", EXIT_FAILED: "nothing to roll back to, the lock held, a package "
                                                                 "that fails its check, a server down",
