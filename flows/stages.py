@@ -25,8 +25,9 @@ from tasks.model.gates import GateDecision, evaluation_gate
 from tasks.data.load import DataError, file_sha256, read_table
 from tasks.data.preprocess import Preprocessor, Split, check_split, fit_preprocessor, split_frame
 from tasks.data.schema import Schema, infer_schema, infer_task, label_strings, labelled_mask, non_numbers, target_problems
-from tasks.data.validate import (ValidationReport, class_balance_failures, declared_expectations, infer_expectations,
+from tasks.data.validate import (ValidationReport, class_balance_checks, declared_expectations, infer_expectations,
                             validate_frame)
+from tasks.data.validation_report import write_report
 from tasks.workspace import pmf_home
 
 
@@ -115,7 +116,7 @@ def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationRep
         _log_validation(ctx, run_id, batch, document, report, version)
         for column, reason in schema.dropped.items():
             CONSOLE.line(f"  dropped column {column!r}: {reason}")
-        CONSOLE.line(f"  {report.evaluated - len(report.failures)}/{report.evaluated} expectations passed")
+        CONSOLE.line(f"  {len(report.passed)}/{report.evaluated} expectations passed")
         get_run_logger().info("validation: %s", report.summary())
         if not report.success:
             raise DataRejected(report)
@@ -177,12 +178,11 @@ def infer_suite_document(ctx: RunContext, frame: pd.DataFrame, target: str, task
 
 
 def _run_suite(ctx: RunContext, frame: pd.DataFrame, document: dict) -> ValidationReport:
-    """GX on the suite plus the class balance check; numeric columns that arrived as text say so."""
+    """GX on the suite plus the class balance checks, in one report; numeric columns that arrived as text say so."""
     schema = Schema.from_dict(document["schema"])
-    report = validate_frame(frame, document["expectations"], ctx.name, ctx.workdir / "data_docs")
-    extra = class_balance_failures(frame, schema, ctx.cfg.validation.min_rows_per_class)
-    failures = [_explain_text_in_numbers(f, frame, schema) for f in report.failures] + extra
-    return ValidationReport(report.success and not extra, report.evaluated + 1, failures, report.docs_dir)
+    report = validate_frame(frame, document["expectations"], ctx.name).with_checks(
+        class_balance_checks(frame, schema, ctx.cfg.validation.min_rows_per_class))
+    return report.with_failures([_explain_text_in_numbers(f, frame, schema) for f in report.failures])
 
 
 def _explain_text_in_numbers(failure: dict[str, Any], frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
@@ -212,8 +212,11 @@ def _log_validation(ctx: RunContext, run_id: str, batch: Batch, document: dict, 
     tracking.set_tags(ctx.parent_run_id, {"pmf.config_source": ctx.config_source})
     tracking.log_dict(run_id, document, "suite/suite.json")
     tracking.log_dict(run_id, {**report.summary(), "failures": report.failures}, "validation/result.json")
-    tracking.log_artifact(run_id, ctx.workdir / "data_docs", "data_docs")
-    tracking.log_metrics(run_id, {"expectations": report.evaluated, "failed_expectations": len(report.failures)})
+    facts = {"data": str(batch.path), "rows": f"{len(batch.frame):,}", "sha256": batch.sha256,
+             "suite": f"v{version}" if version else "inferred from this batch (not stored: it was rejected)"}
+    page = write_report(report, ctx.workdir / "validation_report.html", ctx.name, facts)
+    tracking.log_artifact(run_id, page, "validation")  # validation/validation_report.html, beside result.json
+    tracking.log_metrics(run_id, {"expectations": report.evaluated, "failed_expectations": report.failed})
     tracking.log_params(run_id, {"suite_version": version or "rejected-first-batch", "data_sha256": batch.sha256,
                                  "rows": len(batch.frame)})
 

@@ -3,16 +3,18 @@
 `infer_expectations` profiles the first batch of a dataset (GX 1.0 removed profiling, so this is
 ours): column presence and types, numeric ranges widened by a tolerance, category sets, null
 budgets, a minimum row count and the target's classes. `validate_frame` runs a suite on a batch
-with GX and returns every failed expectation with its column and observed value; per-column checks
-that a vectorised summary of the batch proves passing are settled without GX's per-expectation
-overhead (see its docstring), so wide tables cost seconds, not minutes. `check_declared_rules`
-turns rules from config that GX cannot build into configuration errors before any data is read.
+with GX and returns every check with its verdict (failures with their column and observed value);
+per-column checks that a vectorised summary of the batch proves passing are settled without GX's
+per-expectation overhead (see its docstring), so wide tables cost seconds, not minutes. pmf's own
+checks (`class_balance_checks`) join the same report, so the terminal's counts and the HTML report
+(`tasks.data.validation_report`) are one set of numbers. `check_declared_rules` turns rules from
+config that GX cannot build into configuration errors before any data is read.
 """
 from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,42 @@ NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
 
 @dataclass(frozen=True)
 class ValidationReport:
+    """Every check run on a batch: the suite's expectations and pmf's own checks, one set of counts.
+
+    `evaluated` counts every check; `passed` lists those that passed, `failures` those that failed, for
+    people: the expectations on a column the batch lacks are folded into that column's existence failure
+    (named in its `also_failed`), so `failed` = evaluated - passed can exceed len(failures). The terminal,
+    `--json`, the MLflow metrics and the HTML report all read their numbers from here.
+    """
+
     success: bool
     evaluated: int
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    docs_dir: str | None = None
+    failures: list[dict[str, Any]]
+    passed: list[dict[str, Any]]
+
+    @property
+    def failed(self) -> int:
+        return self.evaluated - len(self.passed)
 
     def summary(self) -> dict[str, Any]:
-        return {"success": self.success, "expectations": self.evaluated, "failed": len(self.failures)}
+        return {"success": self.success, "expectations": self.evaluated, "passed": len(self.passed), "failed": self.failed}
+
+    def with_checks(self, checks: list[dict[str, Any]]) -> ValidationReport:
+        """The report with pmf's own checks added (`{"success", "column", "expectation", "expected", "observed"}` each)."""
+        failed = [_without_verdict(c) for c in checks if not c["success"]]
+        passed = [_without_verdict(c) for c in checks if c["success"]]
+        return ValidationReport(self.success and not failed, self.evaluated + len(checks), [*self.failures, *failed],
+                                [*self.passed, *passed])
+
+    def with_failures(self, failures: list[dict[str, Any]]) -> ValidationReport:
+        """The same verdicts with the failures re-worded (e.g. a clearer observed value); never fewer or more."""
+        if len(failures) != len(self.failures):
+            raise ValueError(f"{len(failures)} failures given for {len(self.failures)}: re-word them, do not drop or add")
+        return ValidationReport(self.success, self.evaluated, list(failures), self.passed)
+
+
+def _without_verdict(check: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in check.items() if k != "success"}
 
 
 def infer_expectations(frame: pd.DataFrame, schema: Schema, cfg: ValidationConfig) -> list[dict[str, Any]]:
@@ -102,23 +133,34 @@ def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
-def class_balance_failures(frame: pd.DataFrame, schema: Schema, min_rows_per_class: int) -> list[dict[str, Any]]:
-    """Classification needs at least two classes with enough rows each: the split and early stopping rely on it."""
+def class_balance_checks(frame: pd.DataFrame, schema: Schema, min_rows_per_class: int) -> list[dict[str, Any]]:
+    """Classification needs at least two classes with enough rows each: the split and early stopping rely on it.
+
+    Two checks, passed or not (`success`), to join the report with `ValidationReport.with_checks`; none
+    for regression, or when the target column is missing (the suite's existence check reports that).
+    """
     if schema.task != "classification" or schema.target not in frame.columns:
         return []
     counts = label_strings(frame[schema.target].dropna()).value_counts()
-    failures = []
-    if len(counts) < 2:
-        failures.append({"column": schema.target, "expectation": "at_least_two_classes", "observed": counts.to_dict()})
-    small = counts[counts < min_rows_per_class]
-    if len(small):
-        failures.append({"column": schema.target, "expectation": f"at_least_{min_rows_per_class}_rows_per_class",
-                         "observed": {str(k): int(v) for k, v in small.items()}})
-    return failures
+    rows = {str(k): int(v) for k, v in counts.items()}
+    small = {label: n for label, n in rows.items() if n < min_rows_per_class}
+    smallest = dict([min(rows.items(), key=lambda item: item[1])]) if rows else {}
+    return [
+        {"success": len(rows) >= 2, "column": schema.target, "expectation": "at_least_two_classes",
+         "expected": {"min_classes": 2}, "observed": rows},
+        {"success": not small, "column": schema.target, "expectation": f"at_least_{min_rows_per_class}_rows_per_class",
+         "expected": {"min_rows_per_class": min_rows_per_class}, "observed": small or smallest},
+    ]
 
 
-def validate_frame(frame: pd.DataFrame, expectations: list[dict[str, Any]], suite_name: str, docs_dir: Path | None = None) -> ValidationReport:
-    """Validate a batch against the suite in one GX validation; optionally build the Data Docs HTML into docs_dir.
+def class_balance_failures(frame: pd.DataFrame, schema: Schema, min_rows_per_class: int) -> list[dict[str, Any]]:
+    """The failed `class_balance_checks`, as failures."""
+    return [_without_verdict(c) for c in class_balance_checks(frame, schema, min_rows_per_class) if not c["success"]]
+
+
+def validate_frame(frame: pd.DataFrame, expectations: list[dict[str, Any]], suite_name: str,
+                   report_dir: Path | None = None) -> ValidationReport:
+    """Validate a batch against the suite in one GX validation; every expectation's verdict is in the report.
 
     GX charges ~5-15 ms of Python bookkeeping per expectation whatever the row count, so a wide table
     (2,000 columns = 8,000 expectations) took minutes. The per-column checks a whole-column summary
@@ -126,14 +168,18 @@ def validate_frame(frame: pd.DataFrame, expectations: list[dict[str, Any]], suit
     within budget, values inside the set) are settled from one vectorised summary of the frame, using
     GX's own pass rules; every other expectation, and every one that could fail, is run by GX in one
     validation. Failures therefore always carry GX's own observed values, and the report (success,
-    evaluated count, failures, Data Docs listing every expectation) is the same as running GX on all.
+    evaluated count, failures, passed checks) is the same as running GX on all.
+
+    With report_dir, the self-contained HTML report of this result is written there
+    (`validation_report.html`); a caller that adds its own checks writes it once they are in
+    (`tasks.data.validation_report.write_report`).
     """
     import great_expectations as gx
 
     keys = _gx_order(expectations)
     settled = _settled_by_summary(frame, expectations)
     run_by_gx = sorted((i for i in range(len(expectations)) if i not in settled), key=keys.__getitem__)
-    context = _context(docs_dir)
+    context = _context()
     source = context.data_sources.add_pandas(name="pmf")
     batch_definition = source.add_dataframe_asset(name=suite_name).add_batch_definition_whole_dataframe("batch")
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=[_to_gx(expectations[i]) for i in run_by_gx]))
@@ -141,11 +187,22 @@ def validate_frame(frame: pd.DataFrame, expectations: list[dict[str, Any]], suit
     # BASIC carries everything the report reads (observed value, unexpected count/percent, partial list)
     # without SUMMARY's extra value-count metrics per expectation.
     result = definition.run(batch_parameters={"dataframe": frame}, result_format="BASIC")
-    failures = _merge_missing_columns([_describe_failure(r) for r in result.results if not r.success], frame)
-    evaluated = len(result.results) + len(settled)
-    if docs_dir is not None:
-        _build_docs(context, result, _with_settled(result, settled, expectations, keys))
-    return ValidationReport(bool(result.success), evaluated, failures, str(docs_dir) if docs_dir else None)
+    failures = _merge_missing_columns([_describe(r) for r in result.results if not r.success], frame)
+    passed = _passed_in_suite_order(result.results, run_by_gx, settled, expectations, keys)
+    report = ValidationReport(bool(result.success), len(result.results) + len(settled), failures, passed)
+    if report_dir is not None:
+        from tasks.data.validation_report import write_report
+
+        write_report(report, Path(report_dir) / "validation_report.html", suite_name)
+    return report
+
+
+def _passed_in_suite_order(ran: list[Any], run_by_gx: list[int], settled: dict[int, dict[str, Any]],
+                           expectations: list[dict[str, Any]], keys: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The passing checks, GX's and the settled ones, in the order GX reports a whole suite."""
+    rows = [(keys[i], _describe(r)) for i, r in zip(run_by_gx, ran, strict=True) if r.success]
+    rows += [(keys[i], _describe_settled(expectations[i], value)) for i, value in settled.items()]
+    return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 
 def _gx_order(expectations: list[dict[str, Any]]) -> list[tuple[int, int]]:
@@ -171,7 +228,6 @@ _SETTLEABLE_KWARGS = {
     "expect_column_values_to_not_be_null": {"column", "mostly"},
     "expect_column_values_to_be_in_set": {"column", "value_set"},
 }
-_NO_EXCEPTION = {"raised_exception": False, "exception_traceback": None, "exception_message": None}
 
 
 @dataclass(frozen=True)
@@ -223,7 +279,8 @@ def _in_type_list(column: pd.Series, kwargs: dict[str, Any], summary: _ColumnSum
 
 
 def _between(column: pd.Series, kwargs: dict[str, Any], summary: _ColumnSummary) -> dict[str, Any] | None:
-    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    low: Any = kwargs.get("min_value")
+    high: Any = kwargs.get("max_value")
     name = column.name
     if not (_is_number(low) and _is_number(high) and low <= high) or name not in summary.minimum.index:
         return None
@@ -272,86 +329,38 @@ _SETTLERS = {
 }
 
 
-def _with_settled(result: Any, settled: dict[int, dict[str, Any]], expectations: list[dict[str, Any]],
-                  keys: list[tuple[int, int]]) -> Any:
-    """GX's validation result with the settled expectations' results added, in the order GX reports a suite."""
-    from great_expectations.core.expectation_validation_result import (
-        ExpectationSuiteValidationResult,
-        ExpectationValidationResult,
-    )
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
-
-    ran = list(result.results)
-    extra = [(keys[i], ExpectationValidationResult(
-        success=True, result=value, exception_info=dict(_NO_EXCEPTION),
-        expectation_config=ExpectationConfiguration(type=expectations[i]["type"],
-                                                    kwargs={**expectations[i]["kwargs"], "batch_id": result.batch_id})))
-        for i, value in settled.items()]
-    ran_keys = iter(sorted(keys[i] for i in range(len(expectations)) if i not in settled))
-    merged = [r for _, r in sorted([(next(ran_keys), r) for r in ran] + extra, key=lambda pair: pair[0])]
-    failed = sum(not r.success for r in merged)
-    statistics = {"evaluated_expectations": len(merged), "successful_expectations": len(merged) - failed,
-                  "unsuccessful_expectations": failed, "success_percent": 100.0 * (len(merged) - failed) / len(merged) if merged else None}
-    return ExpectationSuiteValidationResult(success=result.success, results=merged, suite_name=result.suite_name,
-                                            suite_parameters=result.suite_parameters, statistics=statistics,
-                                            meta=result.meta, batch_id=result.batch_id)
-
-
-def _build_docs(context: Any, ran: Any, full: Any) -> None:
-    """Data Docs: GX's site (index, assets) for the validation GX ran, its page rendered from the full result.
-
-    The page is rendered from the result object by the renderer and view GX's site builder uses, so it
-    lists every expectation with its result; going through the results store instead would serialise and
-    re-parse thousands of results for nothing. Only the validation-results section is built: GX's separate
-    suite page repeats every expectation a second time (the suite itself is logged as suite.json).
-    """
-    from urllib.parse import unquote, urlparse
-
-    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier, ValidationResultIdentifier
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
-
-    result_id = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=ran.suite_name),
-                                           run_id=ran.meta["run_id"], batch_identifier=ran.batch_id)
-    context.build_data_docs(site_names=["pmf"], resource_identifiers=[result_id])
-    url = context.get_docs_sites_urls(resource_identifier=result_id, site_names=["pmf"])[0]["site_url"]
-    page = Path(unquote(urlparse(url).path))
-    page.write_text(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(full)), encoding="utf-8")
-
-
 def _merge_missing_columns(failures: list[dict[str, Any]], frame: pd.DataFrame) -> list[dict[str, Any]]:
     """A missing column fails every expectation on it; report it once, as missing.
 
-    A declared rule on a column the batch lacks (and the suite has no existence check for) still
-    rejects the batch: it is kept, with the column reported missing, never dropped silently.
+    The other expectations on that column are named in the existence failure's `also_failed`, so the
+    failures still account for every failed expectation. A declared rule on a column the batch lacks
+    (and the suite has no existence check for) still rejects the batch: it is kept, with the column
+    reported missing, never dropped silently.
     """
     checked = {f["column"] for f in failures if f["expectation"] == "expect_column_to_exist"}
-    merged = []
+    folded: dict[str, list[str]] = {}
+    kept = []
     for failure in failures:
         column = failure["column"]
         if column is not None and column not in frame.columns:
             if column in checked and failure["expectation"] != "expect_column_to_exist":
+                folded.setdefault(column, []).append(failure["expectation"])
                 continue
             failure = {**failure, "observed": "column is missing"}
-        merged.append(failure)
-    return merged
+        kept.append(failure)
+    return [{**f, "also_failed": folded[f["column"]]} if f["expectation"] == "expect_column_to_exist" and f["column"] in folded
+            else f for f in kept]
 
 
-def _context(docs_dir: Path | None) -> Any:
+def _context() -> Any:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")
+    context: Any = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    # GX's Data Docs load their styles and scripts from CDNs (blank offline): pmf writes its own report.
     for site in list(context.get_config().data_docs_sites or {}):
         context.delete_data_docs_site(site)
-    if docs_dir is not None:
-        context.add_data_docs_site("pmf", {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "site_section_builders": {"expectations": "0", "profiling": "0"},
-        })
     return context
 
 
@@ -408,7 +417,8 @@ def _first_problem(exc: Any) -> str:
     return f"{field_name}: {error['msg']}" if field_name else error["msg"]
 
 
-def _describe_failure(result: Any) -> dict[str, Any]:
+def _describe(result: Any) -> dict[str, Any]:
+    """`{column, expectation, expected, observed}` of one GX result, passed or failed."""
     config = result.expectation_config
     details = result.result or {}
     if result.exception_info and result.exception_info.get("raised_exception"):
@@ -419,6 +429,17 @@ def _describe_failure(result: Any) -> dict[str, Any]:
         observed = {k: details[k] for k in ("unexpected_count", "unexpected_percent", "partial_unexpected_list") if k in details}
     return {"column": config.kwargs.get("column"), "expectation": config.type, "observed": _jsonable(observed),
             "expected": _jsonable({k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")})}
+
+
+def _describe_settled(expectation: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The same description for an expectation the column summary settled (its kwargs come from the suite's JSON)."""
+    kwargs = expectation["kwargs"]
+    if "observed_value" in result:
+        observed: Any = result["observed_value"]
+    else:
+        observed = {k: result[k] for k in ("unexpected_count", "unexpected_percent", "partial_unexpected_list") if k in result}
+    return {"column": kwargs.get("column"), "expectation": expectation["type"], "observed": observed,
+            "expected": {k: v for k, v in kwargs.items() if k != "column"}}
 
 
 def _jsonable(value: Any) -> Any:

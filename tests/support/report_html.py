@@ -34,6 +34,8 @@ class _Reader(HTMLParser):
             self.tables[self._table].append([])
         elif tag in ("td", "th") and self._table is not None:
             self._cell = []
+        elif tag == "span" and self._cell is not None:
+            self._cell.append(" ")  # a tag beside the text (`pmf`) reads as a separate word
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "span":
@@ -41,7 +43,7 @@ class _Reader(HTMLParser):
         elif tag == "table":
             self._table = None
         elif tag in ("td", "th") and self._cell is not None and self._table is not None:
-            self.tables[self._table][-1].append(" ".join(" ".join(self._cell).split()))
+            self.tables[self._table][-1].append(" ".join("".join(self._cell).split()))
             self._cell = None
 
     def handle_data(self, data: str) -> None:

@@ -27,7 +27,9 @@ def failed(report):
 def test_reference_batch_passes_its_own_suite(reference):
     frame, _, suite = reference
     report = validate_frame(frame, suite, "penguins")
-    assert report.success and report.failures == [] and report.evaluated == len(suite)
+    assert report.success
+    assert report.failures == []
+    assert report.evaluated == len(suite)
 
 
 def test_new_clean_batch_passes(reference):
@@ -77,7 +79,7 @@ def test_declared_rules_join_the_suite(reference):
 
 
 def test_unknown_declared_expectation_is_a_clear_error(reference):
-    frame, _, suite = reference
+    frame, _, _ = reference
     with pytest.raises(ValueError, match="unknown Great Expectations expectation 'expect_magic'"):
         validate_frame(frame, [{"type": "expect_magic", "kwargs": {}}], "penguins")
 
@@ -96,7 +98,8 @@ def test_the_report_page_is_written_with_every_check(reference, tmp_path):
     page = (tmp_path / "docs" / "validation_report.html").read_text(encoding="utf-8")
     assert report_counts(page) == {"evaluated": len(suite), "passed": len(suite), "failed": 0} == {
         "evaluated": report.evaluated, "passed": len(report.passed), "failed": report.failed}
-    assert table_rows(page, "failed") == [] and len(table_rows(page, "passed")) == len(suite)
+    assert table_rows(page, "failed") == []
+    assert len(table_rows(page, "passed")) == len(suite)
     assert [p.name for p in (tmp_path / "docs").iterdir()] == ["validation_report.html"]
 
 
