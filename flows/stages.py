@@ -35,7 +35,7 @@ class DataRejected(Exception):
     """Validation failed: nothing is trained or registered; the CLI exits with code 3."""
 
     def __init__(self, report: ValidationReport):
-        super().__init__(f"{len(report.failures)} expectation(s) failed")
+        super().__init__(f"{report.failed} of {report.evaluated} expectation(s) failed")
         self.report = report
 
 
