@@ -8,6 +8,7 @@ not flood it. Lines longer than `WIDTH` are wrapped under their own indentation,
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import sys
 import textwrap
@@ -105,14 +106,30 @@ def pack(label: str, items: Iterable[str], width: int = WIDTH) -> list[str]:
 
 def command_lines(words: Iterable[str], indent: int, width: int = WIDTH) -> list[str]:
     """A shell command a user can copy: its words quoted, packed to `width` columns, each line but the
-    last ending in ` \\` (the shell joins them); a word longer than a line stays whole."""
+    last ending in ` \\` (the shell joins them); a long word is indented less to fit, and one longer
+    than a line stays whole."""
     lines, current = [], " " * indent
     for word in map(shlex.quote, words):
         if current.strip() and len(current) + 1 + len(word) + 2 > width:
             lines.append(current + " \\")
-            current = " " * (indent + 4) + word
+            current = " " * min(indent + 4, max(0, width - 2 - len(word))) + word  # a long path moves left
         else:
             current = f"{current} {word}" if current.strip() else current + word
+    return [*lines, current]
+
+
+def path_lines(path: str, indent: int, width: int = WIDTH) -> list[str]:
+    """A path (or URL) a user can copy into a shell: on one line when it fits, else cut after a `/`
+    with a `\\` ending each line but the last and the next line starting at column 0, so the shell joins
+    the pieces into the one path (a continuation inside a word adds no space)."""
+    if indent + len(path) <= width:
+        return [" " * indent + path]
+    lines, current = [], " " * indent
+    for piece in re.findall(r"[^/]*/|[^/]+$", path):
+        if current.strip() and len(current) + len(piece) + 1 > width:
+            lines.append(current + "\\")
+            current = ""
+        current += piece
     return [*lines, current]
 
 

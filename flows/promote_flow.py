@@ -11,7 +11,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.input import RunInput
+from prefect.runtime import flow_run
+from prefect.states import Completed, State
 
+from flows import ui
 from tasks.registry.promotion import promote_version
 from tasks.registry.promotion_settings import PromotionSettings
 
@@ -23,16 +26,22 @@ class ProductionApproval(RunInput):
     note: str = ""
 
 
-@flow(name="pmf-promote", log_prints=False)
+@flow(name="pmf-promote", flow_run_name="{name} v{version} → {to}", log_prints=False)
 def promote_flow(name: str, version: str, to: str = "production", settings: PromotionSettings | None = None,
-                 reason: str = "", force: bool = False, actor: str | None = None) -> dict[str, Any]:
+                 reason: str = "", force: bool = False, actor: str | None = None) -> State:
+    """Ends Completed/`Promoted` or Completed/`NotPromoted` with every reason in the message; calling it
+    returns the result dict (Prefect returns a Completed state's data)."""
     settings = settings or PromotionSettings()
+    ui.add_tags(str(flow_run.id) if flow_run.id else None, ui.run_tags(name, "manual"))
     result = promote_version(name, str(version), to, settings, reason, force, actor,
                              approve=_ask_in_prefect_ui(settings) if settings.manual_approval else None)
     create_markdown_artifact(key="pmf-promotion", markdown=promotion_markdown(result), description=f"promotion of {name} v{version}")
-    get_run_logger().info("promotion of %s v%s to %s: %s", name, version, to,
-                          "done" if result["promoted"] else "; ".join(result["reasons"]))
-    return result
+    verdict = "promoted" if result["promoted"] else "not_promoted"
+    message = (f"promoted: {name} v{version} is @{to}" if result["promoted"]
+               else f"not promoted to @{to}: {'; '.join(result['reasons']) or 'refused'}")
+    get_run_logger().info("%s", message)
+    ui.add_tags(str(flow_run.id) if flow_run.id else None, [f"outcome:{verdict}"])
+    return Completed(name=ui.STATES[verdict][1], message=message, data=result)
 
 
 def _ask_in_prefect_ui(settings: PromotionSettings):

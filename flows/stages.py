@@ -5,8 +5,10 @@ per call would cost more than the stage. Retries only where I/O can fail (the re
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,11 +17,12 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
 
 from flows.console import CONSOLE
 from tasks.registry import datasets, tracking
 from tasks.run_result import json_safe
-from tasks.config import PmfConfig, RunRequest, gates_for, primary_metric_for, recordable
+from tasks.config import ConfigError, PmfConfig, RunRequest, gates_for, primary_metric_for, recordable
 from tasks.model.evaluate import confusion_matrix_png, residual_plot_png, slice_metrics, task_metrics
 from tasks.model.gates import GateDecision, evaluation_gate
 from tasks.data.load import DataError, file_sha256, read_table
@@ -37,6 +40,55 @@ class DataRejected(Exception):
     def __init__(self, report: ValidationReport):
         super().__init__(f"{report.failed} of {report.evaluated} expectation(s) failed")
         self.report = report
+
+
+# Prefect state names of the expected outcomes (DECISIONS.md): they show in the UI badge and the event name.
+REJECTED, CONFIG_ERROR = "Rejected", "ConfigError"
+
+
+def expected_outcomes(stage: Callable[..., Any]) -> Callable[..., Any]:
+    """Under `@task`: a rejected batch or a config error ends the task in a Failed state named `Rejected` or
+    `ConfigError` with a one-line message, instead of an exception through Prefect's engine (which would
+    print a traceback in the task's log for an outcome nobody has to debug). The task call then returns
+    that state; pass it through `settled` to get the value or the exception back in the flow."""
+
+    @functools.wraps(stage)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return stage(*args, **kwargs)
+        except (DataRejected, DataError) as exc:
+            return Failed(name=REJECTED, message=rejection_message(exc), data=exc)
+        except ConfigError as exc:
+            return Failed(name=CONFIG_ERROR, message=str(exc), data=exc)
+
+    return run
+
+
+def settled(value: Any) -> Any:
+    """A stage's value; for a stage that ended in an expected outcome, raise what its state carries, so the
+    flow reports it (as a state of its own) exactly as if the stage had raised it."""
+    if isinstance(value, State):
+        carried = value.result(raise_on_failure=False)
+        if isinstance(carried, BaseException):
+            raise carried
+        raise RuntimeError(f"stage ended {value.type.value}/{value.name}: {value.message}")
+    return value
+
+
+def rejection_message(exc: DataRejected | DataError) -> str:
+    """`rejected: 3 of 32 expectations failed (species: values_in_set, ...)` — what a Prefect state says."""
+    if isinstance(exc, DataRejected):
+        report = exc.report
+        return f"rejected: {report.failed} of {report.evaluated} expectations failed ({failed_list(report.failures)})"
+    return f"rejected: {exc}"
+
+
+def failed_list(failures: list[dict[str, Any]], limit: int = 5) -> str:
+    """`species: values_in_set, body_mass_g: values_between` and `and N more` past `limit`."""
+    named = [f"{f.get('column') or 'table'}: {str(f['expectation']).removeprefix('expect_column_').removeprefix('expect_')}"
+             for f in failures]
+    more = f", and {len(named) - limit} more" if len(named) > limit else ""
+    return ", ".join(named[:limit]) + more
 
 
 @dataclass
@@ -78,6 +130,7 @@ class Prepared:
 
 
 @task(name="load", cache_policy=NO_CACHE)
+@expected_outcomes
 def load_batch(path: Path) -> Batch:
     with CONSOLE.stage("load"):
         frame = read_table(path)
@@ -86,6 +139,7 @@ def load_batch(path: Path) -> Batch:
 
 
 @task(name="validate", cache_policy=NO_CACHE)
+@expected_outcomes
 def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationReport, int]:
     """Validate against the stored suite; the first batch of a name (or --update-suite) defines it.
 
@@ -117,10 +171,18 @@ def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationRep
         for column, reason in schema.dropped.items():
             CONSOLE.line(f"  dropped column {column!r}: {reason}")
         CONSOLE.line(f"  {len(report.passed)}/{report.evaluated} expectations passed")
-        get_run_logger().info("validation: %s", report.summary())
+        get_run_logger().info("%s", validation_sentence(batch.path.name, report))
         if not report.success:
             raise DataRejected(report)
         return schema, report, version
+
+
+def validation_sentence(file_name: str, report: ValidationReport) -> str:
+    """`validated penguins_new.csv: 31 of 32 expectations passed, 1 failed (species: values_to_be_in_set)`."""
+    verdict = f"validated {file_name}: {len(report.passed)} of {report.evaluated} expectations passed"
+    if report.success:
+        return verdict
+    return f"{verdict}, {report.failed} failed ({failed_list(report.failures)}): batch rejected"
 
 
 def _target_and_task(ctx: RunContext, frame: pd.DataFrame, stored: tuple[int, dict] | None,
@@ -255,7 +317,7 @@ def train(ctx: RunContext, data: Prepared, data_sha256: str) -> Any:
     cfg = ctx.cfg.train
     with CONSOLE.stage("train"), tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "train") as run_id:
         ctx.stage_runs["train"] = run_id
-        tracking.log_params(run_id, cfg.model_dump())
+        tracking.log_params(run_id, model_params(cfg))
         schema = data.preprocessor.schema
         n_outputs = len(schema.classes) if schema.task == "classification" else 1
 
@@ -274,6 +336,16 @@ def train(ctx: RunContext, data: Prepared, data_sha256: str) -> Any:
         result.model.save(model_file)
         tracking.log_artifact(run_id, model_file, "float_model")
         return result
+
+
+# Settings only one kind of model reads: the other kind's run does not log them (an MLP has no conv filters).
+MODEL_ONLY_PARAMS = {"mlp": set(), "cnn": {"image_shape", "conv_filters", "augment"}}
+
+
+def model_params(cfg: Any) -> dict[str, Any]:
+    """The training settings that apply to the model `cfg.model` builds."""
+    foreign = set().union(*(keys for model, keys in MODEL_ONLY_PARAMS.items() if model != cfg.model))
+    return {k: v for k, v in cfg.model_dump().items() if k not in foreign}
 
 
 def checkpoint_dir(ctx: RunContext, data_sha256: str) -> Path:
@@ -308,7 +380,16 @@ def evaluate(ctx: RunContext, data: Prepared, model: Any) -> Evaluation:
         tracking.log_dict(run_id, [r.to_dict() for r in gate.results], "evaluation/gate_report.json")
         _log_plot(run_id, schema, y_true, outputs, ctx.workdir)
         tracking.set_tags(run_id, {"pmf.gate": "passed" if gate.passed else "failed"})
+        get_run_logger().info("%s", evaluation_sentence(metrics, gate))
         return Evaluation(metrics, slices, gate, primary_metric_for(ctx.cfg, schema.task))
+
+
+def evaluation_sentence(metrics: dict[str, float], gate: GateDecision) -> str:
+    """`test split: accuracy 0.985, f1_macro 0.982; gates passed (accuracy 0.985 >= 0.9 ✓, ...)`."""
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    # ! marks a warn-only rule that failed: reported, but it does not stop the run.
+    verdicts = ", ".join(f"{r.reason()} {'✓' if r.passed else '!' if r.severity == 'warn' else '✗'}" for r in gate.results)
+    return f"test split: {shown}; gates {'passed' if gate.passed else 'failed'} ({verdicts or 'none configured'})"
 
 
 def _log_plot(run_id: str, schema: Schema, y_true: np.ndarray, outputs: np.ndarray, workdir: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from flows.console import command_lines, fit, metric, number, pack, seconds, wrap
+from flows.console import command_lines, fit, metric, number, pack, path_lines, seconds, wrap
 
 
 def render_run(result: dict[str, Any], data: str | None = None) -> str:
@@ -40,7 +40,7 @@ def render_run(result: dict[str, Any], data: str | None = None) -> str:
         lines += ["not registered:", *(f"  - {reason}" for reason in result.get("reasons", []))]
     if result["status"] == "completed":
         lines += promotion_lines(result)
-    lines += ["", *link_lines(result)]
+    lines += [*([""] if lines[-1] else []), *link_lines(result)]
     return "\n".join(fit(lines))
 
 
@@ -91,8 +91,8 @@ def observed_text(observed: Any) -> str:
         text = f"{number(count)} row{'s' if count != 1 else ''}" + (f" ({share:.1f}%)" if isinstance(share, (int, float)) else "")
         return text + (f", e.g. {', '.join(examples)}" if examples else "")
     if isinstance(observed, dict):
-        return ", ".join(f"{k} {_value(v)}" for k, v in observed.items()) or "-"
-    return _value(observed)
+        return ", ".join(f"{k}: {_value(v)}" for k, v in observed.items()) or "-"
+    return observed if isinstance(observed, str) else _value(observed)
 
 
 def _value(value: Any) -> str:
@@ -112,14 +112,15 @@ def next_step_lines(result: dict[str, Any], command: str, data: str | None) -> l
     `--update-suite`; and where the full validation report is."""
     rerun = ["pmf", command, "--data", data or "PATH", "--name", str(result.get("registered_model") or result.get("name"))]
     lines = ["next step:",
-             *wrap("fix the data (each ✗ above names the column and what was expected) and run again:", 2, 4),
+             *wrap("fix the data (each ✗ names the column and what was expected), then run again:", 2, 4),
              *command_lines(rerun, 4),
-             *wrap("or, if this batch is right and the reference is outdated, accept it as the new reference "
+             *wrap("or, if the batch is right and the reference outdated, make it the new reference "
                    "(its expectation suite is inferred again from it):", 2, 4),
              *command_lines(["pmf", "run", *rerun[2:], "--update-suite"], 4)]
     report = validation_report(result)
     if report:
-        lines += [*wrap("full report (every expectation, passed and failed):", 2, 4), *wrap(report, 4, 6)]
+        lines += [*wrap("full report (every expectation, passed and failed):", 2, 4),
+                  *path_lines(report, 4)]
     return lines
 
 
@@ -155,13 +156,13 @@ def link_lines(result: dict[str, Any]) -> list[str]:
     """The run's links (MLflow run, Prefect flow run, model version), each URL whole on its own line;
     with the commands that start the UIs when the links point to UIs nobody runs yet (embedded mode)."""
     links = result.get("links") or {}
+    ids = {"mlflow_run": result.get("mlflow_run_id"), "prefect_flow_run": result.get("prefect_flow_run_id")}
     labels = {"mlflow_run": "MLflow run", "prefect_flow_run": "Prefect flow run", "model_version": "model version"}
     lines = []
     for key, label in labels.items():
-        if links.get(key):
-            lines += [f"{label:<16} {links[key]}"] if len(label) + 17 + len(links[key]) <= 80 else [label, f"  {links[key]}"]
-    if not links:  # a result without links (an older flow): the ids at least
-        lines += [f"MLflow run       {result.get('mlflow_run_id')}", f"Prefect run      {result.get('prefect_flow_run_id')}"]
+        shown = links.get(key) or ids.get(key)  # no link (no UI to point at): the id at least
+        if shown:
+            lines += [f"{label:<16} {shown}"] if len(label) + 17 + len(shown) <= 80 else [label, *path_lines(shown, 2)]
     return lines + _ui_hints()
 
 

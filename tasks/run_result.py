@@ -1,7 +1,9 @@
 """The result of one `pmf run`: one typed object, built by the flow, printed by `--json`, rendered by the summary.
 
 Its JSON keys are the contract in DESIGN.md (`status`, `registered_model`, `version`, `promoted`, `aliases`,
-`metrics`, `gates`, `compression`, `mlflow_run_id`, `prefect_flow_run_id`, `errors` on rejection, `trigger`).
+`metrics`, `gates`, `compression`, `mlflow_run_id`, `prefect_flow_run_id`, `errors` on rejection, `trigger`),
+plus `outcome` (DECISIONS.md's outcome names) and `links` (`mlflow_run`, `prefect_flow_run`, `model_version`:
+URLs into the UIs, None where there is nothing to link to).
 """
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["completed", "data_rejected", "no_new_data", "failed"]
-Outcome = Literal["promoted", "not_promoted", "no_new_data", "data_rejected", "failed"]
+Status = Literal["completed", "data_rejected", "no_new_data", "usage_error", "failed"]
+Outcome = Literal["promoted", "not_promoted", "no_new_data", "data_rejected", "usage_error", "failed"]
 
 
 @dataclass
@@ -43,6 +45,9 @@ class RunResult:
     error: str | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float | None = None
+    # URLs built from the UIs in use (flows.ui.links): the MLflow parent run, the Prefect flow run, the version.
+    links: dict[str, str | None] = field(default_factory=lambda: {"mlflow_run": None, "prefect_flow_run": None,
+                                                                  "model_version": None})
 
     @property
     def outcome(self) -> Outcome:

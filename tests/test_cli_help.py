@@ -79,11 +79,13 @@ def test_top_level_help_lists_commands_environment_exit_codes_and_examples():
     text = help_of()
     assert all(command in text for command in EXPECTED)
     assert {int(line.split()[0]) for line in section(text, "exit codes") if not line.startswith("   ")} == {0, 1, 2, 3}
-    assert "PMF_HOME" in text and section(text, "examples")
+    assert "PMF_HOME" in text
+    assert section(text, "examples")
     assert [line for line in text.splitlines() if len(line) > 80] == []
 
 
 def test_version_is_the_installed_package_version():
     done = subprocess.run([sys.executable, "-m", "flows.cli", "--version"], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
-    assert done.returncode == 0 and done.stdout == f"pmf {version('pmf')}\n", done.stderr
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"pmf {version('pmf')}\n"

@@ -108,13 +108,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     start_warmup()
     try:
-        result = train_flow(request)
+        result = flow_result(train_flow(request, return_state=True))
     except ConfigError as exc:
         return usage_failure(str(exc), args.json)
     except Exception as exc:  # the flow recorded the failure in MLflow and Prefect; say what broke
         return emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, args.json, EXIT_FAILED)
     from flows.summary import render_run
 
+    if result["status"] == "usage_error":  # a config problem found once the data was read
+        return usage_failure(result["error"], args.json)
     code = {"completed": EXIT_OK, "data_rejected": EXIT_REJECTED}.get(result["status"], EXIT_FAILED)
     return emit(result, args.json, code, render_run)
 
@@ -131,10 +133,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from flows.validate_flow import validate_flow
 
     try:
-        result = validate_flow(request)
+        result = flow_result(validate_flow(request, return_state=True))
     except ConfigError as exc:
         return usage_failure(str(exc), args.json)
     except Exception as exc:
         return emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, args.json, EXIT_FAILED)
+    if result["status"] == "usage_error":
+        return usage_failure(result["error"], args.json)
     code = EXIT_OK if result["status"] == "valid" else EXIT_REJECTED
     return emit(result, args.json, code, render_validation)
+
+
+def flow_result(state: Any) -> dict[str, Any]:
+    """The result a flow's final state carries (Completed or Failed alike: a rejection is a Failed state
+    holding the result's JSON); raises the exception of a flow that crashed, for the caller to report."""
+    value = state.result(raise_on_failure=False)
+    if isinstance(value, BaseException):
+        raise value
+    return value

@@ -1,7 +1,9 @@
 """What the store keeps about a named dataset: its expectation suite and its config, each versioned.
 
-Both live in the tracking store (a run of the dataset's experiment tagged `pmf.kind=suite` or
-`pmf.kind=config`, the document as an artifact), so every machine sharing the store finds them.
+Both live in the tracking store, so every machine sharing the store finds them: a run tagged
+`pmf.kind=suite` or `pmf.kind=config` with the document as an artifact, in the experiment
+`NAME.pmf-store` beside the dataset's own experiment `NAME` (so these records do not crowd the
+pipeline runs in the MLflow UI). Records an older pmf wrote into `NAME` itself are still read.
 
 Creating a version is compare-and-set: a writer publishes its candidate for version N, then looks
 at every live candidate for N; the earliest created wins, the others delete theirs and use the
@@ -17,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.registry.tracking import client, end_run, log_dict, start_run
+from tasks.registry.tracking import client, end_run, ensure_experiment, log_dict, start_run
 from tasks.workspace import pmf_home
 
+STORE_SUFFIX = ".pmf-store"  # the experiment of a dataset's records: NAME + this
 SUITE_KIND = "suite"
 CONFIG_KIND = "config"
 # A candidate still RUNNING after this long was left by a killed writer (writing takes well under a second).
@@ -90,7 +93,7 @@ def publish(experiment_id: str, kind: str, document: dict, replace: bool,
         if current is not None and not replace:
             return current, False  # created meanwhile by another run: theirs is the one
         version = (current.version if current else 0) + 1
-        run_id = start_run(experiment_id, f"{kind}-v{version}",
+        run_id = start_run(_store_experiment(experiment_id, create=True), f"{kind}-v{version}",
                            tags={"pmf.kind": kind, f"pmf.{kind}_version": str(version), **(tags or {})})
         log_dict(run_id, document, f"{kind}/{kind}.json")
         end_run(run_id)
@@ -118,10 +121,21 @@ def _settled(experiment_id: str, kind: str, version: int) -> Record:
 
 def _live_runs(experiment_id: str, kind: str) -> list[Any]:
     """Candidates that count: finished ones, and ones still being written (not those a killed writer left)."""
-    runs = client().search_runs([experiment_id], filter_string=f"tags.`pmf.kind` = '{kind}'", max_results=1000)
+    experiments = [e for e in (_store_experiment(experiment_id, create=False), experiment_id) if e is not None]
+    runs = client().search_runs(experiments, filter_string=f"tags.`pmf.kind` = '{kind}'", max_results=1000)
     now_ms = time.time() * 1000
     return [r for r in runs if r.info.status == "FINISHED"
             or (r.info.status == "RUNNING" and now_ms - r.info.start_time < STALE_WRITER_S * 1000)]
+
+
+def _store_experiment(experiment_id: str, create: bool) -> str | None:
+    """The id of the experiment holding the records of the dataset whose experiment is `experiment_id`
+    (None when it does not exist yet and `create` is False: readers never create it)."""
+    name = client().get_experiment(experiment_id).name + STORE_SUFFIX
+    if create:
+        return ensure_experiment(name)
+    experiment = client().get_experiment_by_name(name)
+    return experiment.experiment_id if experiment is not None and experiment.lifecycle_stage == "active" else None
 
 
 def _version(run: Any) -> int:

@@ -5,6 +5,7 @@ run), so stages submitted to other threads log into the right run.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -206,10 +207,70 @@ def git_commit(folder: Path | None = None) -> str:
         return "unknown"
 
 
+# Where `mlflow ui --backend-store-uri <the store>` listens by default; PMF_MLFLOW_UI_URL says otherwise.
+DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
+
+
+def ui_base() -> tuple[str, bool]:
+    """(base URL of the MLflow UI for this store, whether it is the tracking server itself).
+
+    A tracking server (`http(s)://` MLFLOW_TRACKING_URI) serves its own UI. A store on disk has no
+    UI until someone runs `mlflow ui` on it: PMF_MLFLOW_UI_URL if set, else `mlflow ui`'s default address."""
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/"), True
+    return os.environ.get("PMF_MLFLOW_UI_URL", DEFAULT_MLFLOW_UI).rstrip("/"), False
+
+
 def run_url(experiment_id: str, run_id: str) -> str:
-    """A link into the MLflow UI: the tracking server itself, or `mlflow ui` on the embedded store."""
-    base = tracking_uri() if tracking_uri().startswith("http") else "http://127.0.0.1:5000"
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    """A link to a run in the MLflow UI (see `ui_base`)."""
+    return f"{ui_base()[0]}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def model_version_url(name: str, version: str) -> str:
+    """A link to a registered model version in the MLflow UI (see `ui_base`)."""
+    from urllib.parse import quote
+
+    return f"{ui_base()[0]}/#/models/{quote(name, safe='')}/versions/{version}"
+
+
+def source_tags(entry_point: str) -> dict[str, str]:
+    """MLflow's own source fields (the runs table's Source and Version columns, the User column)."""
+    import getpass
+
+    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": entry_point}
+    with contextlib.suppress(KeyError, OSError):  # no user name in a bare container: leave the column empty
+        tags["mlflow.user"] = getpass.getuser()
+    commit = git_commit()
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def log_dataset(run_id: str, frame: Any, path: Path, sha256: str, context: str, target: str | None = None) -> None:
+    """Record a batch as the run's MLflow dataset input (the runs table's Dataset column).
+
+    The digest is the file's SHA-256 cut to MLflow's digest length (the full hash is in `pmf.data_sha256`).
+    MLflow infers the schema from the first rows (a column's dtype is the same in every row; inferring it
+    from a million rows took 5 s) and the profile (rows, cells) is the whole frame's."""
+    import mlflow.data
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ii]nferred schema.*")
+        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")  # a local path: either reader
+        sample = mlflow.data.from_pandas(frame.head(SCHEMA_SAMPLE_ROWS), source=str(path), name=path.name,
+                                         digest=sha256[:DATASET_DIGEST_CHARS],
+                                         targets=target if target in frame.columns else None)
+        described = sample._to_mlflow_entity()  # MLflow's own route from a dataset to the entity log_inputs takes
+    entity = Dataset(described.name, described.digest, described.source_type, described.source, described.schema,
+                     json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}))
+    client().log_inputs(run_id, datasets=[DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+
+
+DATASET_DIGEST_CHARS = 16  # MLflow keeps at most 36 characters of a digest
+SCHEMA_SAMPLE_ROWS = 1000
 
 
 PYFUNC_REQUIREMENTS = ["mlflow==3.17.2", "pandas==3.1.1", "numpy==2.4.6", "ai-edge-litert==2.3.0"]
