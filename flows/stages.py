@@ -401,15 +401,23 @@ def _log_plot(run_id: str, schema: Schema, y_true: np.ndarray, outputs: np.ndarr
 
 
 @task(name="register", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def register(ctx: RunContext, data: Prepared, model_bytes: bytes, lineage: dict[str, str], meta: dict) -> dict[str, Any]:
-    from tasks.registry.register import package_and_register
+def register(ctx: RunContext, data: Prepared, model_bytes: bytes, lineage: dict[str, str], meta: dict,
+             run: Any = None) -> dict[str, Any]:
+    """Register the shipped model with its model card. `run`: the flow's RunResult so far (metrics,
+    gates, slices, training, compression), the facts the card shows beside the data and lineage.
+
+    The model, the held-out split and `model_card.md` go to the pipeline's parent run (the version's
+    source run); the register stage's run records the logged model's metrics and `registration.json`."""
+    from tasks.registry.register import card_facts, package_and_register
 
     with CONSOLE.stage("register"), tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "register") as run_id:
         ctx.stage_runs["register"] = run_id
         tags = {**lineage, "pmf.config": ctx.cfg.model_dump_json(exclude_defaults=True)}
+        facts = card_facts(ctx.name, data.preprocessor.schema, data.split.sizes(), ctx.cfg.train.model_dump(mode="json"),
+                           lineage, meta, run, ctx.parent_run_id, tracking.run_url(ctx.experiment_id, ctx.parent_run_id))
         with tempfile.TemporaryDirectory(dir=ctx.workdir) as folder:
-            registered = package_and_register(run_id, ctx.name, model_bytes, data.preprocessor, meta,
-                                              data.split.test, Path(folder), tags)
+            registered = package_and_register(ctx.parent_run_id, run_id, ctx.name, model_bytes, data.preprocessor, meta,
+                                              data.split.test, Path(folder), tags, facts)
         tracking.log_dict(run_id, registered, "registration.json")
         CONSOLE.line(f"  registered {ctx.name} version {registered['version']} as @{', @'.join(registered['aliases'])}")
         return registered

@@ -122,6 +122,18 @@ def history(name: str) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: (r["seq"] is None, r["seq"] or 0, r["key"]))
 
 
+def recorded_history(name: str) -> list[dict[str, Any]]:
+    """`history(name)`, or [] when no model of that name is registered yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return history(name)
+    except MlflowException as exc:
+        if _not_found(exc):
+            return []
+        raise
+
+
 def parse_record(key: str, value: str) -> dict[str, Any]:
     suffix = key[len(HISTORY_PREFIX):]
     seq = int(suffix) if suffix.isdigit() else None
@@ -369,7 +381,34 @@ def _move_locked(name: str, alias: str, version: str, reason: str, actor: str | 
     except BaseException:
         _compensate(name, key, alias, record["from_version"])
         raise
+    refresh_descriptions(name, [version, record["from_version"]])
     return {**record, "seq": seq, "key": key}
+
+
+def refresh_descriptions(name: str, versions: list[str | None]) -> None:
+    """Render the history tags again for people: the registered model's history table and the promotion
+    section of each version's card (tasks.registry.model_card).
+
+    The move is done and recorded when this runs: a store that refuses the description only leaves the
+    rendering stale until the next move (a warning), it never undoes or fails the move."""
+    import logging
+
+    from mlflow.exceptions import MlflowException
+
+    from tasks.registry import model_card
+
+    mlflow_client = tracking.client()
+    try:
+        model = mlflow_client.get_registered_model(name)
+        records = history(name)
+        mlflow_client.update_registered_model(name, description=model_card.with_history(model.description or "", records))
+        for version in dict.fromkeys(str(v) for v in versions if v is not None):
+            card = mlflow_client.get_model_version(name, version).description or ""
+            here = sorted((a for a, v in model.aliases.items() if str(v) == version), key=_alias_order)
+            mlflow_client.update_model_version(name, version, description=model_card.with_promotion(card, version, records, here))
+    except MlflowException as exc:
+        logging.getLogger("pmf.registry").warning("%s: the promotion history is recorded, but its rendering in the "
+                                                  "descriptions was not updated (%s)", name, exc)
 
 
 def _write_history(name: str, key: str, record: dict[str, Any]) -> None:

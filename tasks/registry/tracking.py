@@ -11,7 +11,7 @@ import os
 import subprocess
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -164,8 +164,14 @@ def _short(value: Any, limit: int = 6000) -> str:
 
 # ---- registry ----------------------------------------------------------------------------------
 
-def register_version(model_uri: str, name: str, run_id: str, tags: dict[str, str], alias: str) -> str:
-    """Create a model version with its tags and alias, or nothing: a failure deletes the half-made version."""
+def register_version(model_uri: str, name: str, run_id: str, tags: dict[str, str], alias: str,
+                     describe: Callable[[str], None] | None = None, model_id: str | None = None) -> str:
+    """Create a model version with its tags and alias, or nothing: a failure deletes the half-made version.
+
+    `model_id`: the logged model behind `model_uri`; the version links to it (the UI shows its metrics
+    on the version's page) and it lists the version, as `mlflow.register_model` does.
+    `describe(version)` runs once the version exists, before its alias is set (its card: the
+    description and artifact need the version number); if it fails, the version is deleted too."""
     mlflow_client = client()
     from mlflow.exceptions import MlflowException
 
@@ -174,14 +180,37 @@ def register_version(model_uri: str, name: str, run_id: str, tags: dict[str, str
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # only "already registered" is expected here
             raise
-    version = mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+    version = mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
     try:
         _wait_ready(name, version.version)
+        if model_id is not None:
+            listed = json.loads(mlflow_client.get_logged_model(model_id).tags.get("mlflow.modelVersions") or "[]")
+            mlflow_client.set_logged_model_tags(model_id, {"mlflow.modelVersions": json.dumps(
+                [*listed, {"name": name, "version": str(version.version)}])})
+        if describe is not None:
+            describe(str(version.version))
         mlflow_client.set_registered_model_alias(name, alias, version.version)
     except BaseException:
         mlflow_client.delete_model_version(name, version.version)
         raise
     return str(version.version)
+
+
+def describe_version(name: str, version: str, description: str) -> None:
+    client().update_model_version(name, version, description=description)
+
+
+def describe_model(name: str, description: str) -> None:
+    """Set a registered model's description, creating the model if it is not there yet."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client()
+    try:
+        mlflow_client.create_registered_model(name, description=description)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        mlflow_client.update_registered_model(name, description=description)
 
 
 def _wait_ready(name: str, version: str, timeout_s: float = 120) -> None:
@@ -276,17 +305,27 @@ SCHEMA_SAMPLE_ROWS = 1000
 PYFUNC_REQUIREMENTS = ["mlflow==3.17.2", "pandas==3.1.1", "numpy==2.4.6", "ai-edge-litert==2.3.0"]
 
 
-def log_pyfunc_model(run_id: str, package_dir: Path, input_example: Any, output_example: Any) -> str:
-    """Log the shipped model (preprocessor + TFLite) as a pyfunc in `run_id`; returns its model URI."""
+def log_pyfunc_model(run_id: str, package_dir: Path, input_example: Any, output_example: Any,
+                     params: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> tuple[str, str]:
+    """Log the shipped model (preprocessor + TFLite) as a pyfunc owned by run `run_id`; (model URI, model id).
+
+    The logged model is created first with its source run, params and tags, then filled without a
+    fluent active run: `mlflow.start_run(run_id=...)` would end the run on exit, and `run_id` is the
+    pipeline's parent run, which must stay RUNNING until the flow closes it."""
     import mlflow
+    from mlflow.entities import LoggedModelOutput
     from mlflow.models import infer_signature
 
     import tasks.serving.pyfunc as pyfunc_source
 
+    mlflow_client = client()
+    experiment_id = mlflow_client.get_run(run_id).info.experiment_id
+    logged = mlflow_client.create_logged_model(experiment_id, name="model", source_run_id=run_id, model_type="pmf-litert",
+                                               params={k: _short(v) for k, v in (params or {}).items()}, tags=tags)
     # The fluent API below reads MLFLOW_TRACKING_URI; never mlflow.set_tracking_uri, a process-wide
     # setting that would outlive this call and point later calls at another store.
     os.environ.setdefault("MLFLOW_TRACKING_URI", tracking_uri())
-    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
         # Integer columns are kept as the CSV reads them (see tasks.registry.register.input_example).
         warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
@@ -298,5 +337,18 @@ def log_pyfunc_model(run_id: str, package_dir: Path, input_example: Any, output_
             signature=signature,
             input_example=input_example,
             pip_requirements=PYFUNC_REQUIREMENTS,
+            model_id=logged.model_id,
         )
-    return info.model_uri
+    mlflow_client.finalize_logged_model(logged.model_id, "READY")
+    mlflow_client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])  # the run's "Logged models" tab
+    return info.model_uri, logged.model_id
+
+
+def log_model_metrics(run_id: str, model_id: str, metrics: dict[str, float]) -> None:
+    """Metrics of a logged model (shown on its page and the version's), recorded by run `run_id`."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, 0, model_id=model_id) for k, v in metrics.items() if v is not None and v == v]
+    if items:
+        client().log_batch(run_id, metrics=items)
