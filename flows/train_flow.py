@@ -50,7 +50,7 @@ def train_flow(request: RunRequest) -> State:
             compression = compress(ctx, data, trained.model, evaluation)
             result.compression, shipped = compression.rows(), compression.shipped
             meta = stages.model_meta(ctx, data, shipped.variant, shipped.metrics)
-            registered = stages.register(ctx, data, Path(shipped.path).read_bytes(), _lineage(ctx, batch, result.suite_version), meta)
+            registered = stages.register(ctx, data, Path(shipped.path).read_bytes(), _lineage(ctx, batch, result.suite_version), meta, result)
             result.version, result.aliases = registered["version"], registered["aliases"]
             _link_version(ctx, result)
             result.model_uri, result.shipped_variant = registered["model_uri"], shipped.variant
