@@ -193,7 +193,8 @@ def test_targets_the_task_cannot_learn_from_are_refused_before_any_work(
     assert [e["expectation"] for e in result["errors"]][:1] == [expectation]
     assert message in result["errors"][0]["observed"]
     assert set(child_runs(mlflow_client, result)) == {"validate"}
-    assert mlflow_client.search_runs([result["mlflow_experiment_id"]], filter_string="tags.`pmf.kind` = 'suite'") == []
+    # Nothing stored for the name: no suite, no config (their experiment NAME.pmf-store was never created).
+    assert mlflow_client.get_experiment_by_name(f"{result['registered_model']}.pmf-store") is None
 
 
 @pytest.mark.usefixtures("prefect_harness")

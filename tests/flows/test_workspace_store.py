@@ -44,7 +44,7 @@ def test_a_users_sqlite_store_keeps_artifacts_under_pmf_home_from_any_folder(tmp
     artifacts = (home / "artifacts").as_uri()
     assert client.get_experiment_by_name("penguins").artifact_location == f"{artifacts}/penguins"
     assert client.get_experiment("0").artifact_location.startswith(artifacts)  # MLflow's Default experiment too
-    suites = client.search_runs([client.get_experiment_by_name("penguins").experiment_id], "tags.`pmf.kind` = 'suite'")
+    suites = client.search_runs([client.get_experiment_by_name("penguins.pmf-store").experiment_id], "tags.`pmf.kind` = 'suite'")
     assert len(suites) == 1
 
 

@@ -35,7 +35,9 @@ def at_once(count: int, work) -> list:
 
 
 def live_suite_runs(client, experiment_id: str) -> list:
-    return client.search_runs([experiment_id], filter_string="tags.`pmf.kind` = 'suite'")
+    """The dataset's suite runs, in the experiment that keeps its records (NAME.pmf-store)."""
+    store = client.get_experiment_by_name(client.get_experiment(experiment_id).name + ".pmf-store")
+    return client.search_runs([store.experiment_id], filter_string="tags.`pmf.kind` = 'suite'")
 
 
 def test_first_runs_of_a_name_at_once_store_one_suite_and_all_use_it(mlflow_client, workspace):
