@@ -159,7 +159,7 @@ def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationRep
         report = _run_suite(ctx, frame, document)
         if report.success and version is None:
             version, winner = datasets.save_suite(ctx.experiment_id, ctx.name, document, replace=ctx.update_suite)
-            if winner != document:  # another first run of this name stored its suite first: use that one
+            if winner != json_safe(document):  # another first run stored its suite first: use that one (compared as stored: JSON)
                 CONSOLE.line(f"  suite v{version} was stored meanwhile by another run; validating against it")
                 document, report = winner, _run_suite(ctx, frame, winner)
             else:

@@ -98,7 +98,10 @@ def _open_run(request: RunRequest) -> tuple[stages.RunContext, RunResult]:
                        prefect_flow_run_id=prefect_id, trigger=TRIGGER, config_source=request.config_source,
                        config_overrides=list(request.overrides), links=ui.links(prefect_id, experiment_id, parent))
     create_link_artifact(key="mlflow-run", link=result.links["mlflow_run"], link_text="MLflow run",
-                         description=" ".join([f"The MLflow parent run of this flow run ({request.name}).", *ui.how_to_open()[:1]]))
+                         description=f"The MLflow parent run of this flow run ({request.name}). {ui.how_to_open().get('mlflow', '')}")
+    # Until the run ends and says its outcome, its description links the Prefect flow run already.
+    tracking.set_tags(parent, {"mlflow.note.content": ui.outcome_markdown(
+        f"{flow_run.name or request.name}: running", "running", result.links, [])})
     return ctx, result
 
 

@@ -69,19 +69,20 @@ def links(flow_run_id: str | None, experiment_id: str, run_id: str, model: str |
             "model_version": tracking.model_version_url(model, version) if model and version else None}
 
 
-def how_to_open() -> list[str]:
-    """Lines that say which UI a link needs when nothing serves it now (a store on disk, the embedded server)."""
+def how_to_open() -> dict[str, str]:
+    """`{"mlflow": ..., "prefect": ...}`: what a link needs when nothing serves it now (a store on disk, the
+    embedded Prefect server); a UI that serves its links itself has no entry."""
     from tasks.registry import tracking
     from tasks.workspace import tracking_uri
 
-    notes = []
+    notes = {}
     base, server = tracking.ui_base()
     if not server:
-        notes.append(f"MLflow links need `mlflow ui --backend-store-uri {tracking_uri()}` running (at {base}; "
-                     "set PMF_MLFLOW_UI_URL if it listens elsewhere).")
+        notes["mlflow"] = (f"MLflow links need `mlflow ui --backend-store-uri {tracking_uri()}` running (at {base}; "
+                           "set PMF_MLFLOW_UI_URL if it listens elsewhere).")
     if not prefect_ui().live:
-        notes.append("Prefect's embedded server stopped with the command: `prefect server start` "
-                     f"(same PREFECT_HOME) serves this run at {prefect_ui().base}.")
+        notes["prefect"] = ("Prefect's embedded server stopped with the command: `prefect server start` "
+                            f"(same PREFECT_HOME) serves this run at {prefect_ui().base}.")
     return notes
 
 
@@ -90,7 +91,7 @@ def outcome_markdown(title: str, message: str, run_links: dict[str, str | None],
     labels = {"mlflow_run": "MLflow run", "prefect_flow_run": "Prefect flow run", "model_version": "registered model version"}
     lines = [f"# {title}", "", f"**{message}**", ""]
     lines += [f"- {labels[k]}: [{url}]({url})" for k, url in run_links.items() if url]
-    lines += [f"- {note}" for note in how_to_open()]
+    lines += [f"- {note}" for note in how_to_open().values()]
     return "\n".join([*lines, "", *details]).rstrip() + "\n"
 
 

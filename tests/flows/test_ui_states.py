@@ -65,7 +65,8 @@ def prefect_base() -> str:
 @pytest.mark.usefixtures("prefect_harness")
 def test_promoted_then_rejected_batch_each_show_their_outcome_in_both_uis(mlflow_client):
     code, result = pmf("run", *FAST)
-    assert code == 0 and result["outcome"] == "promoted", result
+    assert code == 0, result
+    assert result["outcome"] == "promoted"
     run_id, flow_run_id = result["mlflow_run_id"], result["prefect_flow_run_id"]
 
     # Prefect: named after the model and the batch, tagged, Completed/Promoted with a sentence.
@@ -87,13 +88,18 @@ def test_promoted_then_rejected_batch_each_show_their_outcome_in_both_uis(mlflow
 
     # MLflow: FINISHED, the outcome as a tag, a description linking the Prefect run, what the runs table shows.
     parent = mlflow_client.get_run(run_id)
-    assert parent.info.status == "FINISHED" and parent.data.tags["pmf.outcome"] == "promoted"
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["pmf.outcome"] == "promoted"
     note = parent.data.tags["mlflow.note.content"]
-    assert f"[{links['prefect_flow_run']}]({links['prefect_flow_run']})" in note and links["model_version"] in note
-    assert "| accuracy |" in note and "✓ passed" in note
+    assert f"[{links['prefect_flow_run']}]({links['prefect_flow_run']})" in note
+    assert links["model_version"] in note
+    assert "| accuracy |" in note
+    assert "✓ passed" in note
     assert parent.data.metrics["accuracy"] == pytest.approx(result["metrics"]["accuracy"])
-    assert parent.data.params["train.model"] == "mlp" and parent.data.params["train.epochs"] == "15"
-    assert parent.data.tags["mlflow.source.name"] == "pmf run" and len(parent.data.tags["mlflow.source.git.commit"]) == 40
+    assert parent.data.params["train.model"] == "mlp"
+    assert parent.data.params["train.epochs"] == "15"
+    assert parent.data.tags["mlflow.source.name"] == "pmf run"
+    assert len(parent.data.tags["mlflow.source.git.commit"]) == 40
     (dataset,) = parent.inputs.dataset_inputs
     assert (dataset.dataset.name, dataset.dataset.digest) == ("penguins.csv", file_sha256(DATA / "penguins.csv")[:16])
     assert [(t.key, t.value) for t in dataset.tags] == [("mlflow.data.context", "training")]
@@ -101,7 +107,8 @@ def test_promoted_then_rejected_batch_each_show_their_outcome_in_both_uis(mlflow
 
     # An MLP's training run logs an MLP's settings only.
     train_params = child_runs(mlflow_client, result)["train"].data.params
-    assert "hidden_units" in train_params and not {"conv_filters", "image_shape", "augment"} & set(train_params)
+    assert "hidden_units" in train_params
+    assert not {"conv_filters", "image_shape", "augment"} & set(train_params)
 
     # Suite and config records live beside the pipeline runs, not among them.
     pipeline_kinds = {r.data.tags.get("pmf.kind") for r in mlflow_client.search_runs([result["mlflow_experiment_id"]])}
@@ -110,12 +117,13 @@ def test_promoted_then_rejected_batch_each_show_their_outcome_in_both_uis(mlflow
     assert {r.data.tags["pmf.kind"] for r in mlflow_client.search_runs([store.experiment_id])} == {"suite", "config"}
 
     # The promotion subflow says its own outcome too.
-    promotions = [r for r in _flow_runs_named("penguins v1 → production")]
+    promotions = list(_flow_runs_named("penguins v1 → production"))
     assert [(r.state.name, r.state.message) for r in promotions] == [("Promoted", "promoted: penguins v1 is @production")]
 
     # A broken batch: Failed/Rejected in Prefect, FAILED in MLflow, the failed expectations everywhere.
     code, rejected = pmf("run", "--data", str(BROKEN), "--name", "penguins")
-    assert code == 3 and rejected["outcome"] == "data_rejected"
+    assert code == 3
+    assert rejected["outcome"] == "data_rejected"
     prefect = flow_run(rejected["prefect_flow_run_id"])
     assert (prefect.state.type.value, prefect.state.name) == ("FAILED", "Rejected")
     parent = mlflow_client.get_run(rejected["mlflow_run_id"])
@@ -129,10 +137,13 @@ def test_promoted_then_rejected_batch_each_show_their_outcome_in_both_uis(mlflow
     assert (validate.state.type.value, validate.state.name) == ("FAILED", "Rejected")
 
     summary = artifacts(rejected["prefect_flow_run_id"])["pmf-summary"].data
-    assert "# penguins · penguins_broken.csv: Rejected" in summary and "## failed expectations" in summary
-    assert "| body_mass_g | expect_column_values_to_be_between |" in summary and "evaluation gate" not in summary
+    assert "# penguins · penguins_broken.csv: Rejected" in summary
+    assert "## failed expectations" in summary
+    assert "| body_mass_g | expect_column_values_to_be_between |" in summary
+    assert "evaluation gate" not in summary
 
-    assert parent.info.status == "FAILED" and parent.data.tags["pmf.outcome"] == "data_rejected"
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["pmf.outcome"] == "data_rejected"
     assert "| bill_depth_mm | expect_column_to_exist |" in parent.data.tags["mlflow.note.content"]
     assert rejected["links"]["prefect_flow_run"] in parent.data.tags["mlflow.note.content"]
     validate_run = child_runs(mlflow_client, rejected)["validate"]
@@ -142,7 +153,8 @@ def test_promoted_then_rejected_batch_each_show_their_outcome_in_both_uis(mlflow
     # Prefect's logs read as sentences, and an expected outcome prints no traceback.
     logs = logs_of(rejected["prefect_flow_run_id"], "validated penguins_broken.csv")
     sentence = next(m for m in logs if m.startswith("validated penguins_broken.csv: "))
-    assert " expectations passed, " in sentence and sentence.endswith("batch rejected")
+    assert " expectations passed, " in sentence
+    assert sentence.endswith("batch rejected")
     assert not [m for m in logs if "Traceback" in m or "{'success'" in m]
 
 
@@ -157,7 +169,8 @@ def _flow_runs_named(name: str) -> list:
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_failed_gate_is_completed_not_promoted_with_the_failed_rule_in_both_uis(mlflow_client):
     code, result = pmf("run", "--set", "train.epochs=1", "--set", "gates=[{metric: accuracy, min: 1.01}]")
-    assert code == 0 and result["outcome"] == "not_promoted"
+    assert code == 0
+    assert result["outcome"] == "not_promoted"
     failed_rule = f"accuracy {result['metrics']['accuracy']:.4g} < 1.01"
 
     prefect = flow_run(result["prefect_flow_run_id"])
@@ -165,11 +178,13 @@ def test_a_failed_gate_is_completed_not_promoted_with_the_failed_rule_in_both_ui
     assert prefect.state.message == f"not promoted: {failed_rule} (nothing registered)"
     assert set(prefect.tags) >= {"model:penguins", "outcome:not_promoted"}
     found = artifacts(result["prefect_flow_run_id"])
-    assert "model-version" not in found and result["links"]["model_version"] is None
+    assert "model-version" not in found
+    assert result["links"]["model_version"] is None
     assert f"| accuracy | {result['metrics']['accuracy']:.4g} | >= 1.01 | ✗ failed |" in found["pmf-summary"].data
 
     parent = mlflow_client.get_run(result["mlflow_run_id"])
-    assert parent.info.status == "FINISHED" and parent.data.tags["pmf.outcome"] == "not_promoted"
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["pmf.outcome"] == "not_promoted"
     assert failed_rule in parent.data.tags["mlflow.note.content"]
     logs = logs_of(result["prefect_flow_run_id"], "test split: ")
     assert any(m.startswith("test split: accuracy ") and f"{failed_rule} ✗" in m for m in logs), logs
@@ -180,12 +195,14 @@ def test_validate_flow_shows_a_rejection_as_failed_rejected(mlflow_client, tmp_p
     code, _ = pmf("validate", "--data", str(DATA / "penguins.csv"), "--target", "species", "--name", "birds")
     assert code == 0
     code, result = pmf("validate", "--data", str(BROKEN), "--name", "birds")
-    assert code == 3 and result["status"] == "data_rejected"
+    assert code == 3
+    assert result["status"] == "data_rejected"
     prefect = flow_run(result["prefect_flow_run_id"])
     assert (prefect.state.type.value, prefect.state.name) == ("FAILED", "Rejected")
     assert prefect.name == "birds · penguins_broken.csv (validate)"
     parent = mlflow_client.get_run(result["mlflow_run_id"])
-    assert parent.info.status == "FAILED" and "## failed expectations" in parent.data.tags["mlflow.note.content"]
+    assert parent.info.status == "FAILED"
+    assert "## failed expectations" in parent.data.tags["mlflow.note.content"]
 
 
 def test_mlflow_links_follow_the_tracking_server_or_the_configured_ui(monkeypatch, workspace):
