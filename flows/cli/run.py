@@ -2,41 +2,89 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_REJECTED, emit, json_option, prepare_environment, usage_failure
+from flows.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    emit,
+    help_epilog,
+    json_option,
+    prepare_environment,
+    usage_failure,
+)
 
 BUNDLED_DATA = Path(__file__).resolve().parents[2] / "data"
 DEFAULT_CONFIG = BUNDLED_DATA / "penguins.yaml"
 
 
+RUN_DESCRIPTION = """\
+The main flow on one batch of a named dataset: load, validate (against the
+name's expectation suite, inferred from its first batch), preprocess, train,
+evaluate and gate, compress, register and promote. One Prefect flow run, one
+MLflow parent run with a child run per stage. With no arguments: the bundled
+penguins data. Progress goes to stderr, the summary (or --json) to stdout."""
+
+VALIDATE_DESCRIPTION = """\
+Validate one batch against its dataset's expectation suite and nothing else:
+the same suite, report and exit codes as `pmf run`, nothing trained or
+registered. A name seen for the first time gets its suite inferred from it."""
+
+
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    data_options(commands.add_parser("run", help="the main flow (no arguments: the bundled penguins data)"))
-    data_options(commands.add_parser("validate", help="validate a batch against its dataset's suite, nothing else"))
+    environment = ["PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PMF_MLFLOW_UI_URL"]
+    run = commands.add_parser(
+        "run", help="the main flow (no arguments: the bundled penguins data)", description=RUN_DESCRIPTION,
+        epilog=help_epilog(environment, {EXIT_OK: "the flow completed, promoted or not (the summary says why not)",
+                                         EXIT_FAILED: "", EXIT_USAGE: "", EXIT_REJECTED: ""}, [
+            "pmf run",
+            "pmf run --data sales.csv --target churned      # first batch of `sales`",
+            "pmf run --data sales_2026_12.csv --name sales  # a later batch",
+            "pmf run --config data/diabetes.yaml --set train.epochs=5 --json",
+        ]))
+    data_options(run)
+    validate = commands.add_parser(
+        "validate", help="validate a batch against its dataset's suite, nothing else", description=VALIDATE_DESCRIPTION,
+        epilog=help_epilog(environment, {EXIT_OK: "the batch passed every expectation", EXIT_FAILED: "", EXIT_USAGE: "",
+                                         EXIT_REJECTED: ""}, [
+            "pmf validate --data data/batches/penguins_new.csv --name penguins",
+        ]))
+    data_options(validate)
     return {"run": cmd_run, "validate": cmd_validate}
 
 
 def data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, help="CSV or Parquet file (default: the config's data.path, else the bundled penguins)")
-    parser.add_argument("--target", help="target column (required the first time a dataset name is seen)")
-    parser.add_argument("--name", help="dataset and registered model name (default: config name, else the file's stem)")
-    parser.add_argument("--task", choices=["classification", "regression"], help="default: inferred from the target")
-    parser.add_argument("--config", type=Path, help="YAML config (see data/*.yaml)")
+    parser.add_argument("--data", type=Path, metavar="PATH",
+                        help="CSV or Parquet file (default: the config's data.path, else the bundled penguins)")
+    parser.add_argument("--target", metavar="COLUMN", help="target column (default: the config's data.target; required the first "
+                                         "time a name is seen)")
+    parser.add_argument("--name", help="dataset and registered model name (default: the config's name, else "
+                                       "the data file's stem)")
+    parser.add_argument("--task", choices=["classification", "regression"], help="(default: inferred from the target)")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML config, see data/*.yaml (default: the config recorded with "
+                                                    "the name, else built-in defaults; no --data: the penguins one)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.epochs=5 (repeatable)")
-    parser.add_argument("--update-suite", action="store_true", help="re-infer this name's expectation suite from this batch")
+                        help="override a config value for this run, repeatable, e.g. --set train.epochs=5 "
+                             "(default: none)")
+    parser.add_argument("--update-suite", action="store_true",
+                        help="accept this batch as the name's new reference: infer its expectation suite again from it")
     parser.add_argument("--update-config", action="store_true",
                         help="record this run's config (--config/--set) as the name's config for later batches")
     json_option(parser)
 
 
-def _request(args: argparse.Namespace) -> Any:
+def _request(args: argparse.Namespace, before_store: Callable[[str, Path], None] | None = None) -> Any:
     """Resolve the name, data, config and target from the flags; raises ConfigError on bad usage.
 
     The name is checked before anything else. Its config, in order: `--config FILE` (without
     `--data`, the bundled penguins config); else the config recorded with the name by its first run;
     else the defaults. `--set` and `--task` apply on top, for this run only unless `--update-config`.
+    `before_store(name, data)` is called once both are known, before the tracking store is first read.
     """
     from tasks.config import ConfigError, RunRequest, load_config
 
@@ -50,6 +98,8 @@ def _request(args: argparse.Namespace) -> Any:
     name = _name(args, file_cfg, overrides, data)
     if not data.exists():
         raise ConfigError(f"data file {data} does not exist")
+    if before_store is not None:
+        before_store(name, data)
     recorded = _recorded_config(name)
     if file_cfg is not None and config_file is not None:  # --config, or the bundled example's
         cfg = file_cfg
@@ -93,14 +143,24 @@ def _recorded_config(name: str) -> Any:
 
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def start_command(args: argparse.Namespace, name: str, data: Path) -> None:
+    """Say what runs within a second of the command starting, before the seconds of imports (Prefect,
+    MLflow, GX, TensorFlow), the MLflow store's first use and Prefect's server start; then prepare the
+    workspace (which imports Prefect)."""
+    from flows.console import CONSOLE
+
+    CONSOLE.line(f"pmf {args.command} · {name} · {data}")
+    CONSOLE.line("  starting MLflow, Great Expectations and Prefect …")
     prepare_environment(args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     from flows.console import CONSOLE
     from tasks.config import ConfigError
 
     CONSOLE.enabled = True
     try:
-        request = _request(args)
+        request = _request(args, before_store=functools.partial(start_command, args))
     except ConfigError as exc:
         return usage_failure(str(exc), args.json)
     from flows.train_flow import train_flow
@@ -118,15 +178,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result["status"] == "usage_error":  # a config problem found once the data was read
         return usage_failure(result["error"], args.json)
     code = {"completed": EXIT_OK, "data_rejected": EXIT_REJECTED}.get(result["status"], EXIT_FAILED)
-    return emit(result, args.json, code, render_run)
+    return emit(result, args.json, code, functools.partial(render_run, data=str(args.data or request.data)))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    prepare_environment(args)
     from tasks.config import ConfigError
 
     try:
-        request = _request(args)
+        request = _request(args, before_store=functools.partial(start_command, args))
     except ConfigError as exc:
         return usage_failure(str(exc), args.json)
     from flows.summary import render_validation
@@ -141,7 +200,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if result["status"] == "usage_error":
         return usage_failure(result["error"], args.json)
     code = EXIT_OK if result["status"] == "valid" else EXIT_REJECTED
-    return emit(result, args.json, code, render_validation)
+    return emit(result, args.json, code, functools.partial(render_validation, data=str(args.data or request.data)))
 
 
 def flow_result(state: Any) -> dict[str, Any]:
