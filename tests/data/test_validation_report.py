@@ -64,6 +64,7 @@ def broken_penguins(tmp_path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_rejected_batch_report_shows_the_terminals_counts_and_every_failure(mlflow_client, tmp_path):
     code, first, stderr = validate("--data", str(DATA / "penguins.csv"), "--name", "penguins", "--target", "species")
@@ -103,6 +104,7 @@ def test_rejected_batch_report_shows_the_terminals_counts_and_every_failure(mlfl
     assert external_references(page) == []
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_regression_batch_counts_no_class_balance_check(mlflow_client, tmp_path):

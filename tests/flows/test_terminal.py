@@ -79,6 +79,7 @@ def test_a_copyable_command_continues_with_a_backslash_within_80_columns():
     assert "--data '/data/incoming/" in unwrapped("\n".join(lines))
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_run_and_models_fit_80_columns(workspace):
     code, text = terminal("run", "--set", "train.epochs=3",
@@ -100,6 +101,7 @@ def test_run_and_models_fit_80_columns(workspace):
     assert reason in " ".join(line.strip() for line in text.splitlines())  # wrapped, never cut
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_rejection_fits_80_columns_and_says_what_to_do_next(workspace, tmp_path):
     code, text = terminal("validate", "--data", str(DATA / "penguins.csv"), "--target", "species", "--name", "birds")
@@ -123,6 +125,7 @@ def test_a_rejection_fits_80_columns_and_says_what_to_do_next(workspace, tmp_pat
     assert Path(report.group(0)).is_file()
 
 
+@pytest.mark.slow
 def test_the_first_line_comes_before_prefect_is_imported(tmp_path):
     """`python -X importtime` writes a line on stderr as each import completes, in order with the
     command's own lines: the opening line must come before any of Prefect's, and before the first stage."""
