@@ -5,6 +5,7 @@ stdout stays clean for `--json` (which keeps every value unrounded). On a termin
 rewritten in place; in a log file every tenth epoch (and the last) gets a line, so long trainings do
 not flood it. Lines longer than `WIDTH` are wrapped under their own indentation, never cut.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,7 +59,7 @@ class Console:
         shown = "  ".join(f"{k} {metric(v)}" for k, v in logs.items() if k in ("loss", "val_loss", "val_accuracy", "val_mae"))
         text = f"  epoch {epoch:>3}/{total}  {shown}"
         if self.tty:
-            print("\r" + text[:WIDTH - 1], end="", file=self.stream, flush=True)  # one rewritten line: never wrap it
+            print("\r" + text[: WIDTH - 1], end="", file=self.stream, flush=True)  # one rewritten line: never wrap it
         elif epoch == 1 or epoch % 10 == 0 or epoch == total:
             self.line(text)
 
@@ -71,6 +72,7 @@ CONSOLE = Console()
 
 
 # ---- 80 columns ---------------------------------------------------------------------------------
+
 
 def fit(lines: Iterable[str], width: int = WIDTH) -> list[str]:
     """Every line of `lines` (each may hold newlines) in `width` columns: a longer line is wrapped at
@@ -87,8 +89,9 @@ def wrap(text: str, indent: int, hanging: int | None = None, width: int = WIDTH)
     """`text` wrapped to `width` columns: the first line indented by `indent` spaces, the others by
     `hanging` (default: indent + 2)."""
     hanging = indent + 2 if hanging is None else hanging
-    return textwrap.wrap(text, width, initial_indent=" " * indent, subsequent_indent=" " * hanging,
-                         break_long_words=False, break_on_hyphens=False) or [" " * indent]
+    return textwrap.wrap(
+        text, width, initial_indent=" " * indent, subsequent_indent=" " * hanging, break_long_words=False, break_on_hyphens=False
+    ) or [" " * indent]
 
 
 def pack(label: str, items: Iterable[str], width: int = WIDTH) -> list[str]:
@@ -134,6 +137,7 @@ def path_lines(path: str, indent: int, width: int = WIDTH) -> list[str]:
 
 
 # ---- numbers for people ---------------------------------------------------------------------------
+
 
 def number(value: Any, grouping: bool = True) -> str:
     """A number as a person reads it: at most 6 significant digits, whole numbers from 100,000 up,

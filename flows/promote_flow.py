@@ -4,6 +4,7 @@ The logic lives in `tasks.registry.promotion`; this flow adds what Prefect is fo
 markdown report of every check, and, when `manual_approval` is on, a pause that waits for a
 person to approve or refuse the production move from the Prefect UI (an input form).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,18 +28,38 @@ class ProductionApproval(RunInput):
 
 
 @flow(name="pmf-promote", flow_run_name="{name} v{version} → {to}", log_prints=False)
-def promote_flow(name: str, version: str, to: str = "production", settings: PromotionSettings | None = None,
-                 reason: str = "", force: bool = False, actor: str | None = None) -> State:
+def promote_flow(
+    name: str,
+    version: str,
+    to: str = "production",
+    settings: PromotionSettings | None = None,
+    reason: str = "",
+    force: bool = False,
+    actor: str | None = None,
+) -> State:
     """Ends Completed/`Promoted` or Completed/`NotPromoted` with every reason in the message; calling it
     returns the result dict (Prefect returns a Completed state's data)."""
     settings = settings or PromotionSettings()
     ui.add_tags(str(flow_run.id) if flow_run.id else None, ui.run_tags(name, "manual"))
-    result = promote_version(name, str(version), to, settings, reason, force, actor,
-                             approve=_ask_in_prefect_ui(settings) if settings.manual_approval else None)
-    create_markdown_artifact(key="pmf-promotion", markdown=promotion_markdown(result), description=f"promotion of {name} v{version}")
+    result = promote_version(
+        name,
+        str(version),
+        to,
+        settings,
+        reason,
+        force,
+        actor,
+        approve=_ask_in_prefect_ui(settings) if settings.manual_approval else None,
+    )
+    create_markdown_artifact(
+        key="pmf-promotion", markdown=promotion_markdown(result), description=f"promotion of {name} v{version}"
+    )
     verdict = "promoted" if result["promoted"] else "not_promoted"
-    message = (f"promoted: {name} v{version} is @{to}" if result["promoted"]
-               else f"not promoted to @{to}: {'; '.join(result['reasons']) or 'refused'}")
+    message = (
+        f"promoted: {name} v{version} is @{to}"
+        if result["promoted"]
+        else f"not promoted to @{to}: {'; '.join(result['reasons']) or 'refused'}"
+    )
     get_run_logger().info("%s", message)
     ui.add_tags(str(flow_run.id) if flow_run.id else None, [f"outcome:{verdict}"])
     return Completed(name=ui.STATES[verdict][1], message=message, data=result)
@@ -48,8 +69,12 @@ def _ask_in_prefect_ui(settings: PromotionSettings):
     def approve(summary: dict[str, Any]) -> tuple[bool, str]:
         from prefect.flow_runs import pause_flow_run
 
-        get_run_logger().warning("%s v%s passed every check and waits for approval in the Prefect UI (%d s)",
-                                 summary["name"], summary["version"], settings.approval_timeout_s)
+        get_run_logger().warning(
+            "%s v%s passed every check and waits for approval in the Prefect UI (%d s)",
+            summary["name"],
+            summary["version"],
+            settings.approval_timeout_s,
+        )
         answer = pause_flow_run(wait_for_input=ProductionApproval, timeout=settings.approval_timeout_s)
         return answer.approve, answer.note or "no note"
 
@@ -59,14 +84,23 @@ def _ask_in_prefect_ui(settings: PromotionSettings):
 def waiting_approvals(name: str, version: str | None = None) -> list[Any]:
     """Paused `pmf-promote` flow runs of this model (and version) that wait for an answer."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState,
-                                                FlowRunFilterStateType)
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
 
     paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["pmf-promote"])), flow_run_filter=paused)
-    return [r for r in runs if r.parameters.get("name") == name and (version is None or str(r.parameters.get("version")) == str(version))]
+    return [
+        r
+        for r in runs
+        if r.parameters.get("name") == name and (version is None or str(r.parameters.get("version")) == str(version))
+    ]
 
 
 def answer_approval(name: str, version: str, approve: bool, note: str) -> list[str]:
@@ -88,14 +122,28 @@ def promotion_markdown(result: dict[str, Any]) -> str:
     lines += [f"- {reason}" for reason in result["reasons"]] + [""]
     for check in (result.get("infra_check"), result.get("champion_gate")):
         if check:
-            lines += [f"## {check['name']}: {'passed' if check['passed'] else 'failed'}", "", "| rule | value | threshold | passed |",
-                      "|---|---|---|---|"]
-            lines += [f"| {r['name']} | {_fmt(r['value'])} | {r['op']} {_fmt(r['threshold'])} | {r['passed']} |" for r in check["results"]]
+            lines += [
+                f"## {check['name']}: {'passed' if check['passed'] else 'failed'}",
+                "",
+                "| rule | value | threshold | passed |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {r['name']} | {_fmt(r['value'])} | {r['op']} {_fmt(r['threshold'])} | {r['passed']} |"
+                for r in check["results"]
+            ]
             lines.append("")
     if result.get("comparison"):
-        lines += ["## comparison (held-out split)", "", "| scope | metric | candidate | champion | delta |", "|---|---|---|---|---|"]
-        lines += [f"| {r['scope']} | {r['metric']} | {_fmt(r['candidate'])} | {_fmt(r['champion'])} | {_fmt(r['delta'])} |"
-                  for r in result["comparison"]]
+        lines += [
+            "## comparison (held-out split)",
+            "",
+            "| scope | metric | candidate | champion | delta |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['scope']} | {r['metric']} | {_fmt(r['candidate'])} | {_fmt(r['champion'])} | {_fmt(r['delta'])} |"
+            for r in result["comparison"]
+        ]
     lines += ["", f"aliases: {result.get('aliases')}"]
     return "\n".join(lines)
 

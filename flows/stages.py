@@ -3,6 +3,7 @@
 Tasks pass frames and models in memory, so caching is off (NO_CACHE): hashing a million-row frame
 per call would cost more than the stage. Retries only where I/O can fail (the registry).
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,17 +21,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
 from flows.console import CONSOLE
-from tasks.registry import datasets, tracking
-from tasks.run_result import json_safe
 from tasks.config import ConfigError, PmfConfig, RunRequest, gates_for, primary_metric_for, recordable
-from tasks.model.evaluate import confusion_matrix_png, residual_plot_png, slice_metrics, task_metrics
-from tasks.model.gates import GateDecision, evaluation_gate
 from tasks.data.load import DataError, file_sha256, read_table
 from tasks.data.preprocess import Preprocessor, Split, check_split, fit_preprocessor, split_frame
 from tasks.data.schema import Schema, infer_schema, infer_task, label_strings, labelled_mask, non_numbers, target_problems
-from tasks.data.validate import (ValidationReport, class_balance_checks, declared_expectations, infer_expectations,
-                            validate_frame)
+from tasks.data.validate import ValidationReport, class_balance_checks, declared_expectations, infer_expectations, validate_frame
 from tasks.data.validation_report import write_report
+from tasks.model.evaluate import confusion_matrix_png, residual_plot_png, slice_metrics, task_metrics
+from tasks.model.gates import GateDecision, evaluation_gate
+from tasks.registry import datasets, tracking
+from tasks.run_result import json_safe
 from tasks.workspace import pmf_home
 
 
@@ -85,8 +85,10 @@ def rejection_message(exc: DataRejected | DataError) -> str:
 
 def failed_list(failures: list[dict[str, Any]], limit: int = 5) -> str:
     """`species: values_in_set, body_mass_g: values_between` and `and N more` past `limit`."""
-    named = [f"{f.get('column') or 'table'}: {str(f['expectation']).removeprefix('expect_column_').removeprefix('expect_')}"
-             for f in failures]
+    named = [
+        f"{f.get('column') or 'table'}: {str(f['expectation']).removeprefix('expect_column_').removeprefix('expect_')}"
+        for f in failures
+    ]
     more = f", and {len(named) - limit} more" if len(named) > limit else ""
     return ", ".join(named[:limit]) + more
 
@@ -109,9 +111,18 @@ class RunContext:
     config_recorded: int | None = None  # the config version this run recorded with the name, if it did
 
     @classmethod
-    def for_request(cls, request: RunRequest, experiment_id: str, parent_run_id: str, workdir: Path) -> "RunContext":
-        return cls(request.name, request.cfg, experiment_id, parent_run_id, workdir, request.target, request.update_suite,
-                   config_source=request.config_source, record_config=request.record_config)
+    def for_request(cls, request: RunRequest, experiment_id: str, parent_run_id: str, workdir: Path) -> RunContext:
+        return cls(
+            request.name,
+            request.cfg,
+            experiment_id,
+            parent_run_id,
+            workdir,
+            request.target,
+            request.update_suite,
+            config_source=request.config_source,
+            record_config=request.record_config,
+        )
 
 
 @dataclass
@@ -163,7 +174,9 @@ def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationRep
                 CONSOLE.line(f"  suite v{version} was stored meanwhile by another run; validating against it")
                 document, report = winner, _run_suite(ctx, frame, winner)
             else:
-                CONSOLE.line(f"  inferred expectation suite v{version} from this batch ({len(document['expectations'])} expectations)")
+                CONSOLE.line(
+                    f"  inferred expectation suite v{version} from this batch ({len(document['expectations'])} expectations)"
+                )
         if report.success and ctx.record_config:
             _record_config(ctx)
         schema = Schema.from_dict(document["schema"])
@@ -185,8 +198,9 @@ def validation_sentence(file_name: str, report: ValidationReport) -> str:
     return f"{verdict}, {report.failed} failed ({failed_list(report.failures)}): batch rejected"
 
 
-def _target_and_task(ctx: RunContext, frame: pd.DataFrame, stored: tuple[int, dict] | None,
-                     previous: tuple[int, dict] | None) -> tuple[str, str | None]:
+def _target_and_task(
+    ctx: RunContext, frame: pd.DataFrame, stored: tuple[int, dict] | None, previous: tuple[int, dict] | None
+) -> tuple[str, str | None]:
     """The stored suite's target and task; when (re)defining the suite, the flags' and config's, falling
     back to the previous suite's target (--update-suite) and inferring the task when unset."""
     from tasks.config import ConfigError
@@ -218,14 +232,26 @@ def labelled_rows(ctx: RunContext, frame: pd.DataFrame, target: str, task: str |
     ctx.unlabelled_rows = unlabelled
     tracking.log_metrics(ctx.parent_run_id, {"unlabelled_rows": unlabelled})
     if unlabelled > budget * len(frame):
-        observed = (f"{unlabelled:,} of {len(frame):,} rows ({unlabelled / len(frame):.1%}) have no {target!r} value"
-                    f"{' (or ±inf)' if task == 'regression' else ''}; the budget is {budget:.0%} "
-                    "(validation.max_unlabelled_share)")
-        raise DataError(observed, [{"column": target, "expectation": "unlabelled_rows_within_budget", "observed": observed,
-                                    "expected": {"max_unlabelled_share": budget}}])
+        observed = (
+            f"{unlabelled:,} of {len(frame):,} rows ({unlabelled / len(frame):.1%}) have no {target!r} value"
+            f"{' (or ±inf)' if task == 'regression' else ''}; the budget is {budget:.0%} "
+            "(validation.max_unlabelled_share)"
+        )
+        raise DataError(
+            observed,
+            [
+                {
+                    "column": target,
+                    "expectation": "unlabelled_rows_within_budget",
+                    "observed": observed,
+                    "expected": {"max_unlabelled_share": budget},
+                }
+            ],
+        )
     if unlabelled:
-        CONSOLE.line(f"  set aside {unlabelled:,} row(s) without a {target!r} value ({unlabelled / len(frame):.1%}, "
-                     f"budget {budget:.0%})")
+        CONSOLE.line(
+            f"  set aside {unlabelled:,} row(s) without a {target!r} value ({unlabelled / len(frame):.1%}, budget {budget:.0%})"
+        )
     labelled = frame[mask]
     classes = label_strings(labelled[target]).value_counts().to_dict() if task == "classification" else {}
     check_split(len(labelled), classes, ctx.cfg.split.test_size, ctx.cfg.split.validation_size)
@@ -243,7 +269,8 @@ def _run_suite(ctx: RunContext, frame: pd.DataFrame, document: dict) -> Validati
     """GX on the suite plus the class balance checks, in one report; numeric columns that arrived as text say so."""
     schema = Schema.from_dict(document["schema"])
     report = validate_frame(frame, document["expectations"], ctx.name).with_checks(
-        class_balance_checks(frame, schema, ctx.cfg.validation.min_rows_per_class))
+        class_balance_checks(frame, schema, ctx.cfg.validation.min_rows_per_class)
+    )
     return report.with_failures([_explain_text_in_numbers(f, frame, schema) for f in report.failures])
 
 
@@ -254,33 +281,43 @@ def _explain_text_in_numbers(failure: dict[str, Any], frame: pd.DataFrame, schem
     if failure["expectation"] != "expect_column_values_to_be_in_type_list" or column not in numeric or column not in frame:
         return failure
     bad = non_numbers(frame[column])
-    what = (f"{len(bad)} distinct value(s) are not numbers, e.g. {bad[:5]}" if bad
-            else "every value is a number written as text (check the file's quoting)")
+    what = (
+        f"{len(bad)} distinct value(s) are not numbers, e.g. {bad[:5]}"
+        if bad
+        else "every value is a number written as text (check the file's quoting)"
+    )
     return {**failure, "observed": f"numbers expected but the column arrived as text: {what}"}
 
 
 def _record_config(ctx: RunContext) -> None:
     """Record this run's effective config with the dataset name (first run, or --update-config)."""
-    record, mine = datasets.record_config(ctx.experiment_id, recordable(ctx.cfg), ctx.record_config == "update",
-                                          ctx.config_source)
+    record, mine = datasets.record_config(
+        ctx.experiment_id, recordable(ctx.cfg), ctx.record_config == "update", ctx.config_source
+    )
     if mine:
         ctx.config_recorded = record.version
         tracking.set_tags(ctx.parent_run_id, {"pmf.config_recorded": str(record.version)})
         CONSOLE.line(f"  recorded this run's config as {ctx.name!r} config v{record.version}")
 
 
-def _log_validation(ctx: RunContext, run_id: str, batch: Batch, document: dict, report: ValidationReport,
-                    version: int | None) -> None:
+def _log_validation(
+    ctx: RunContext, run_id: str, batch: Batch, document: dict, report: ValidationReport, version: int | None
+) -> None:
     tracking.set_tags(ctx.parent_run_id, {"pmf.config_source": ctx.config_source})
     tracking.log_dict(run_id, document, "suite/suite.json")
     tracking.log_dict(run_id, {**report.summary(), "failures": report.failures}, "validation/result.json")
-    facts = {"data": str(batch.path), "rows": f"{len(batch.frame):,}", "sha256": batch.sha256,
-             "suite": f"v{version}" if version else "inferred from this batch (not stored: it was rejected)"}
+    facts = {
+        "data": str(batch.path),
+        "rows": f"{len(batch.frame):,}",
+        "sha256": batch.sha256,
+        "suite": f"v{version}" if version else "inferred from this batch (not stored: it was rejected)",
+    }
     page = write_report(report, ctx.workdir / "validation_report.html", ctx.name, facts)
     tracking.log_artifact(run_id, page, "validation")  # validation/validation_report.html, beside result.json
     tracking.log_metrics(run_id, {"expectations": report.evaluated, "failed_expectations": report.failed})
-    tracking.log_params(run_id, {"suite_version": version or "rejected-first-batch", "data_sha256": batch.sha256,
-                                 "rows": len(batch.frame)})
+    tracking.log_params(
+        run_id, {"suite_version": version or "rejected-first-batch", "data_sha256": batch.sha256, "rows": len(batch.frame)}
+    )
 
 
 def _check_target(ctx: RunContext, document: dict) -> None:
@@ -289,8 +326,10 @@ def _check_target(ctx: RunContext, document: dict) -> None:
     stored = document["schema"]["target"]
     wanted = ctx.target or ctx.cfg.data.target
     if wanted and wanted != stored:
-        raise ConfigError(f"dataset {ctx.name!r} is set up with target {stored!r}, not {wanted!r}: "
-                          f"use --update-suite to redefine it, or another --name")
+        raise ConfigError(
+            f"dataset {ctx.name!r} is set up with target {stored!r}, not {wanted!r}: "
+            f"use --update-suite to redefine it, or another --name"
+        )
 
 
 @task(name="preprocess", cache_policy=NO_CACHE)
@@ -303,8 +342,17 @@ def preprocess(ctx: RunContext, batch: Batch, schema: Schema) -> Prepared:
         parts = {"train": split.train, "validation": split.validation, "test": split.test}
         x = {k: preprocessor.transform(v) for k, v in parts.items()}
         y = {k: preprocessor.encode_target(v[schema.target]) for k, v in parts.items()}
-        tracking.log_params(run_id, {**split.sizes(), "features_in": len(schema.features), "features_out": x["train"].shape[1],
-                                     "split_seed": s.seed, "task": schema.task, "target": schema.target})
+        tracking.log_params(
+            run_id,
+            {
+                **split.sizes(),
+                "features_in": len(schema.features),
+                "features_out": x["train"].shape[1],
+                "split_seed": s.seed,
+                "task": schema.task,
+                "target": schema.target,
+            },
+        )
         tracking.log_dict(run_id, preprocessor.to_dict(), "preprocessor/preprocessor.json")
         CONSOLE.line(f"  split {split.sizes()}  → {x['train'].shape[1]} model inputs")
         return Prepared(split, preprocessor, x, y)
@@ -325,13 +373,24 @@ def train(ctx: RunContext, data: Prepared, data_sha256: str) -> Any:
             tracking.log_metrics(run_id, logs, step=epoch)
             CONSOLE.epoch(epoch, cfg.epochs, logs)
 
-        result = train_model(data.x["train"], data.y["train"], data.x["validation"], data.y["validation"], schema.task,
-                             n_outputs, cfg, checkpoint_dir(ctx, data_sha256), on_epoch=on_epoch)
+        result = train_model(
+            data.x["train"],
+            data.y["train"],
+            data.x["validation"],
+            data.y["validation"],
+            schema.task,
+            n_outputs,
+            cfg,
+            checkpoint_dir(ctx, data_sha256),
+            on_epoch=on_epoch,
+        )
         CONSOLE.end_epochs()
         if result.resumed_from_epoch:
             CONSOLE.line(f"  resumed from the checkpoint at epoch {result.resumed_from_epoch}")
-        tracking.log_metrics(run_id, {"epochs_run": result.epochs_run, "resumed_from_epoch": result.resumed_from_epoch,
-                                      "parameters": result.parameters})
+        tracking.log_metrics(
+            run_id,
+            {"epochs_run": result.epochs_run, "resumed_from_epoch": result.resumed_from_epoch, "parameters": result.parameters},
+        )
         model_file = ctx.workdir / "float_model.keras"
         result.model.save(model_file)
         tracking.log_artifact(run_id, model_file, "float_model")
@@ -401,8 +460,9 @@ def _log_plot(run_id: str, schema: Schema, y_true: np.ndarray, outputs: np.ndarr
 
 
 @task(name="register", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def register(ctx: RunContext, data: Prepared, model_bytes: bytes, lineage: dict[str, str], meta: dict,
-             run: Any = None) -> dict[str, Any]:
+def register(
+    ctx: RunContext, data: Prepared, model_bytes: bytes, lineage: dict[str, str], meta: dict, run: Any = None
+) -> dict[str, Any]:
     """Register the shipped model with its model card. `run`: the flow's RunResult so far (metrics,
     gates, slices, training, compression), the facts the card shows beside the data and lineage.
 
@@ -413,11 +473,30 @@ def register(ctx: RunContext, data: Prepared, model_bytes: bytes, lineage: dict[
     with CONSOLE.stage("register"), tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "register") as run_id:
         ctx.stage_runs["register"] = run_id
         tags = {**lineage, "pmf.config": ctx.cfg.model_dump_json(exclude_defaults=True)}
-        facts = card_facts(ctx.name, data.preprocessor.schema, data.split.sizes(), ctx.cfg.train.model_dump(mode="json"),
-                           lineage, meta, run, ctx.parent_run_id, tracking.run_url(ctx.experiment_id, ctx.parent_run_id))
+        facts = card_facts(
+            ctx.name,
+            data.preprocessor.schema,
+            data.split.sizes(),
+            ctx.cfg.train.model_dump(mode="json"),
+            lineage,
+            meta,
+            run,
+            ctx.parent_run_id,
+            tracking.run_url(ctx.experiment_id, ctx.parent_run_id),
+        )
         with tempfile.TemporaryDirectory(dir=ctx.workdir) as folder:
-            registered = package_and_register(ctx.parent_run_id, run_id, ctx.name, model_bytes, data.preprocessor, meta,
-                                              data.split.test, Path(folder), tags, facts)
+            registered = package_and_register(
+                ctx.parent_run_id,
+                run_id,
+                ctx.name,
+                model_bytes,
+                data.preprocessor,
+                meta,
+                data.split.test,
+                Path(folder),
+                tags,
+                facts,
+            )
         tracking.log_dict(run_id, registered, "registration.json")
         CONSOLE.line(f"  registered {ctx.name} version {registered['version']} as @{', @'.join(registered['aliases'])}")
         return registered
@@ -443,7 +522,13 @@ def promote(ctx: RunContext, version: str, task_kind: str) -> dict[str, Any]:
 
 def model_meta(ctx: RunContext, data: Prepared, variant: str, metrics: dict[str, float]) -> dict[str, Any]:
     schema = data.preprocessor.schema
-    return {"name": ctx.name, "task": schema.task, "target": schema.target, "variant": variant,
-            "input_columns": list(schema.features), "classes": list(schema.classes), "metrics": metrics,
-            "primary_metric": primary_metric_for(ctx.cfg, schema.task)}
-
+    return {
+        "name": ctx.name,
+        "task": schema.task,
+        "target": schema.target,
+        "variant": variant,
+        "input_columns": list(schema.features),
+        "classes": list(schema.classes),
+        "metrics": metrics,
+        "primary_metric": primary_metric_for(ctx.cfg, schema.task),
+    }

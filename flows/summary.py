@@ -4,6 +4,7 @@ unrounded result instead).
 Long lines are wrapped deliberately: a failed expectation's detail under it, the stage timings packed
 item by item, links each on a line of their own; numbers are rounded for people (flows.console).
 """
+
 from __future__ import annotations
 
 import shlex
@@ -28,14 +29,18 @@ def render_run(result: dict[str, Any], data: str | None = None) -> str:
         lines += [f"  {k:<16} {metric(v)}" for k, v in result["metrics"].items()]
     if result.get("gates"):
         lines += ["", "gates"]
-        lines += [f"  {'✓' if g['passed'] else '✗'} {g['name']:<16} {metric(g['value'])} {g['op']} {number(g['threshold'])}"
-                  for g in result["gates"]]
+        lines += [
+            f"  {'✓' if g['passed'] else '✗'} {g['name']:<16} {metric(g['value'])} {g['op']} {number(g['threshold'])}"
+            for g in result["gates"]
+        ]
     if result.get("compression"):
         lines += ["", _compression_table(result["compression"], result.get("primary_metric") or "accuracy")]
     lines.append("")
     if result.get("version"):
-        lines.append(f"registered  {result['registered_model']} version {result['version']}  "
-                     f"aliases: {', '.join(result['aliases']) or '-'}")
+        lines.append(
+            f"registered  {result['registered_model']} version {result['version']}  "
+            f"aliases: {', '.join(result['aliases']) or '-'}"
+        )
     elif result["status"] == "completed":
         lines += ["not registered:", *(f"  - {reason}" for reason in result.get("reasons", []))]
     if result["status"] == "completed":
@@ -48,7 +53,9 @@ def promotion_lines(result: dict[str, Any]) -> list[str]:
     """`promoted    true` and each alias move, or each reason it was not promoted."""
     promotion = result.get("promotion") or {}
     lines = [f"promoted    {str(result.get('promoted', False)).lower()}"]
-    lines += [f"  ✓ {m.get('alias')}: v{m.get('from_version') or '-'} → v{m.get('to_version')}" for m in promotion.get("moves", [])]
+    lines += [
+        f"  ✓ {m.get('alias')}: v{m.get('from_version') or '-'} → v{m.get('to_version')}" for m in promotion.get("moves", [])
+    ]
     if not promotion.get("promoted"):
         lines += [line for reason in promotion.get("reasons", []) for line in wrap(f"✗ {reason}", 2, 4)]
     return lines
@@ -111,16 +118,21 @@ def next_step_lines(result: dict[str, Any], command: str, data: str | None) -> l
     """What to do about a rejected batch: fix the data, or make it the name's new reference with
     `--update-suite`; and where the full validation report is."""
     rerun = ["pmf", command, "--data", data or "PATH", "--name", str(result.get("registered_model") or result.get("name"))]
-    lines = ["next step:",
-             *wrap("fix the data (each ✗ names the column and what was expected), then run again:", 2, 4),
-             *command_lines(rerun, 4),
-             *wrap("or, if the batch is right and the reference outdated, make it the new reference "
-                   "(its expectation suite is inferred again from it):", 2, 4),
-             *command_lines(["pmf", "run", *rerun[2:], "--update-suite"], 4)]
+    lines = [
+        "next step:",
+        *wrap("fix the data (each ✗ names the column and what was expected), then run again:", 2, 4),
+        *command_lines(rerun, 4),
+        *wrap(
+            "or, if the batch is right and the reference outdated, make it the new reference "
+            "(its expectation suite is inferred again from it):",
+            2,
+            4,
+        ),
+        *command_lines(["pmf", "run", *rerun[2:], "--update-suite"], 4),
+    ]
     report = validation_report(result)
     if report:
-        lines += [*wrap("full report (every expectation, passed and failed):", 2, 4),
-                  *path_lines(report, 4)]
+        lines += [*wrap("full report (every expectation, passed and failed):", 2, 4), *path_lines(report, 4)]
     return lines
 
 
@@ -139,7 +151,9 @@ def validation_report(result: dict[str, Any]) -> str | None:
     try:
         runs = tracking.client().search_runs(
             [result.get("mlflow_experiment_id") or tracking.client().get_run(run_id).info.experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{run_id}' and tags.`pmf.stage` = 'validate'", max_results=1)
+            filter_string=f"tags.`mlflow.parentRunId` = '{run_id}' and tags.`pmf.stage` = 'validate'",
+            max_results=1,
+        )
     except MlflowException:
         return None  # the store went away: the summary still prints, without the report's place
     if not runs:
@@ -176,8 +190,11 @@ def _compression_table(rows: list[dict[str, Any]], metric: str) -> str:
     body = [line for r in rows for line in _compression_row(r, metric)]
     shipped = next((r for r in rows if r.get("shipped")), None)
     decision = shipped["reasons"][-1] if shipped and shipped.get("reasons") else ""
-    why = decision if not shipped or decision.startswith(f"shipped {shipped['variant']}") else \
-        f"shipped {shipped['variant']}: {decision.removeprefix('shipped ')}"
+    why = (
+        decision
+        if not shipped or decision.startswith(f"shipped {shipped['variant']}")
+        else f"shipped {shipped['variant']}: {decision.removeprefix('shipped ')}"
+    )
     notes = textwrap.wrap(why, 80, initial_indent="  ", subsequent_indent="    ")
     if any(r.get("control") for r in rows):
         notes.append("  control: the student trained on labels only, to compare; never shipped")
@@ -195,10 +212,12 @@ def _compression_row(row: dict[str, Any], metric: str) -> list[str]:
     if row.get("error"):
         return [fit(f"  {row['variant']:<21}✗ could not be built: {row['error']}")]
     gate = row.get("gate") or {True: "pass", False: "fail", None: "baseline"}[row.get("passed")]
-    line = (f"  {row['variant']:<21}{format_kib(row['bytes']):>8}{format_kib(row['gzip_bytes']):>9}"
-            f"{format_ms(row['latency_ms_p50']):>9}{format_ms(row['latency_ms_p99']):>9}"
-            f"{format_metric_short(row.get('metrics', {}).get(metric)):>10} {GATE_MARKS[gate]}"
-            f"{'' if kind == 'candidate' else ' ' + kind}")
+    line = (
+        f"  {row['variant']:<21}{format_kib(row['bytes']):>8}{format_kib(row['gzip_bytes']):>9}"
+        f"{format_ms(row['latency_ms_p50']):>9}{format_ms(row['latency_ms_p99']):>9}"
+        f"{format_metric_short(row.get('metrics', {}).get(metric)):>10} {GATE_MARKS[gate]}"
+        f"{'' if kind == 'candidate' else ' ' + kind}"
+    )
     failed = [c for c in row.get("checks") or [] if not c["passed"]]
     return [fit(line), *(fit(f"      {'!' if c['severity'] == 'warn' else '✗'} {c['reason']}") for c in failed)]
 
@@ -230,8 +249,10 @@ def render_validation(result: dict[str, Any], data: str | None = None) -> str:
     """The summary of `pmf validate`; `data` as in `render_run`."""
     lines = [f"pmf validate · {result['name']} · {result['status']}", *config_lines(result)]
     if "expectations" in result:
-        lines.append(f"  {result['expectations'] - result.get('failed', 0)}/{result['expectations']} expectations passed"
-                     + (f" (suite v{result['suite_version']})" if result.get("suite_version") else ""))
+        lines.append(
+            f"  {result['expectations'] - result.get('failed', 0)}/{result['expectations']} expectations passed"
+            + (f" (suite v{result['suite_version']})" if result.get("suite_version") else "")
+        )
     lines += [line for e in result.get("errors", []) for line in failure_lines(e)]
     if result["status"] == "data_rejected":
         lines += ["", *next_step_lines({**result, "registered_model": result["name"]}, "validate", data)]

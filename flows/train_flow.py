@@ -5,6 +5,7 @@ The flow returns its final Prefect state (DECISIONS.md: Completed/Promoted, Comp
 Failed/Rejected, Failed/ConfigError; a crash raises, and Prefect records it as Failed) carrying the
 result's JSON; the MLflow parent run ends FINISHED or FAILED to match, described in markdown.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,22 +36,28 @@ def train_flow(request: RunRequest) -> State:
     message = None  # the state's message when the outcome's own words are better than the result's
     try:
         batch = stages.settled(stages.load_batch(request.data))
-        tracking.log_dataset(ctx.parent_run_id, batch.frame, batch.path, batch.sha256, "training",
-                             request.target or request.cfg.data.target)
+        tracking.log_dataset(
+            ctx.parent_run_id, batch.frame, batch.path, batch.sha256, "training", request.target or request.cfg.data.target
+        )
         schema, report, result.suite_version = stages.settled(stages.validate_batch(ctx, batch))
         tracking.log_metrics(ctx.parent_run_id, _validation_metrics(report))
         data = stages.preprocess(ctx, batch, schema)
         trained = stages.train(ctx, data, batch.sha256)
         evaluation = stages.evaluate(ctx, data, trained.model)
-        result.training = {"epochs_run": trained.epochs_run, "resumed_from_epoch": trained.resumed_from_epoch,
-                           "parameters": trained.parameters}
+        result.training = {
+            "epochs_run": trained.epochs_run,
+            "resumed_from_epoch": trained.resumed_from_epoch,
+            "parameters": trained.parameters,
+        }
         result.metrics, result.slices = evaluation.metrics, evaluation.slices
         result.gates, result.primary_metric = [g.to_dict() for g in evaluation.gate.results], evaluation.primary_metric
         if evaluation.gate.passed:
             compression = compress(ctx, data, trained.model, evaluation)
             result.compression, shipped = compression.rows(), compression.shipped
             meta = stages.model_meta(ctx, data, shipped.variant, shipped.metrics)
-            registered = stages.register(ctx, data, Path(shipped.path).read_bytes(), _lineage(ctx, batch, result.suite_version), meta, result)
+            registered = stages.register(
+                ctx, data, Path(shipped.path).read_bytes(), _lineage(ctx, batch, result.suite_version), meta, result
+            )
             result.version, result.aliases = registered["version"], registered["aliases"]
             _link_version(ctx, result)
             result.model_uri, result.shipped_variant = registered["model_uri"], shipped.variant
@@ -86,22 +93,42 @@ def _open_run(request: RunRequest) -> tuple[stages.RunContext, RunResult]:
     experiment_id = tracking.ensure_experiment(request.name)
     prefect_id = str(flow_run.id) if flow_run.id else None
     ui.add_tags(prefect_id, ui.run_tags(request.name, TRIGGER))
-    parent = tracking.start_run(experiment_id, f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                tags={"pmf.kind": "pipeline", "prefect.flow_run_id": prefect_id or "",
-                                      "pmf.data": str(request.data), "pmf.trigger": TRIGGER,
-                                      **tracking.source_tags("pmf run")})
+    parent = tracking.start_run(
+        experiment_id,
+        f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={
+            "pmf.kind": "pipeline",
+            "prefect.flow_run_id": prefect_id or "",
+            "pmf.data": str(request.data),
+            "pmf.trigger": TRIGGER,
+            **tracking.source_tags("pmf run"),
+        },
+    )
     tracking.log_params(parent, _parent_params(request))
     tracking.log_dict(parent, request.cfg.model_dump(mode="json"), "config.json")
     workdir = scratch_folder(f"pmf-{request.name}")
     ctx = stages.RunContext.for_request(request, experiment_id, parent, workdir)
-    result = RunResult(registered_model=request.name, mlflow_run_id=parent, mlflow_experiment_id=experiment_id,
-                       prefect_flow_run_id=prefect_id, trigger=TRIGGER, config_source=request.config_source,
-                       config_overrides=list(request.overrides), links=ui.links(prefect_id, experiment_id, parent))
-    create_link_artifact(key="mlflow-run", link=result.links["mlflow_run"], link_text="MLflow run",
-                         description=f"The MLflow parent run of this flow run ({request.name}). {ui.how_to_open().get('mlflow', '')}")
+    result = RunResult(
+        registered_model=request.name,
+        mlflow_run_id=parent,
+        mlflow_experiment_id=experiment_id,
+        prefect_flow_run_id=prefect_id,
+        trigger=TRIGGER,
+        config_source=request.config_source,
+        config_overrides=list(request.overrides),
+        links=ui.links(prefect_id, experiment_id, parent),
+    )
+    create_link_artifact(
+        key="mlflow-run",
+        link=result.links["mlflow_run"],
+        link_text="MLflow run",
+        description=f"The MLflow parent run of this flow run ({request.name}). {ui.how_to_open().get('mlflow', '')}",
+    )
     # Until the run ends and says its outcome, its description links the Prefect flow run already.
-    tracking.set_tags(parent, {"mlflow.note.content": ui.outcome_markdown(
-        f"{flow_run.name or request.name}: running", "running", result.links, [])})
+    tracking.set_tags(
+        parent,
+        {"mlflow.note.content": ui.outcome_markdown(f"{flow_run.name or request.name}: running", "running", result.links, [])},
+    )
     return ctx, result
 
 
@@ -117,15 +144,23 @@ def _parent_params(request: RunRequest) -> dict[str, Any]:
 def _link_version(ctx: stages.RunContext, result: RunResult) -> None:
     """The registered version's link: on the result and as a Prefect link artifact beside the MLflow run's."""
     result.links["model_version"] = tracking.model_version_url(result.registered_model, str(result.version))
-    create_link_artifact(key="model-version", link=result.links["model_version"],
-                         link_text=f"{result.registered_model} version {result.version}",
-                         description="The model version this flow run registered, in the MLflow model registry.")
+    create_link_artifact(
+        key="model-version",
+        link=result.links["model_version"],
+        link_text=f"{result.registered_model} version {result.version}",
+        description="The model version this flow run registered, in the MLflow model registry.",
+    )
 
 
 def _lineage(ctx: stages.RunContext, batch: stages.Batch, suite_version: int) -> dict[str, str]:
-    return {"pmf.data_sha256": batch.sha256, "pmf.data_path": str(batch.path), "pmf.suite_version": str(suite_version),
-            "prefect.flow_run_id": str(flow_run.id or ""), "git_commit": tracking.git_commit(),
-            "mlflow.parent_run_id": ctx.parent_run_id}
+    return {
+        "pmf.data_sha256": batch.sha256,
+        "pmf.data_path": str(batch.path),
+        "pmf.suite_version": str(suite_version),
+        "prefect.flow_run_id": str(flow_run.id or ""),
+        "git_commit": tracking.git_commit(),
+        "mlflow.parent_run_id": ctx.parent_run_id,
+    }
 
 
 def _close_run(ctx: stages.RunContext, result: RunResult, started: float, message: str | None = None) -> State:
@@ -138,8 +173,15 @@ def _close_run(ctx: stages.RunContext, result: RunResult, started: float, messag
     payload = result.to_json()
     markdown = _markdown(result, message)
     tracking.log_dict(ctx.parent_run_id, payload, "result.json")
-    tracking.set_tags(ctx.parent_run_id, {"pmf.status": result.status, "pmf.outcome": result.outcome,
-                                          "pmf.version": result.version or "", "mlflow.note.content": markdown})
+    tracking.set_tags(
+        ctx.parent_run_id,
+        {
+            "pmf.status": result.status,
+            "pmf.outcome": result.outcome,
+            "pmf.version": result.version or "",
+            "mlflow.note.content": markdown,
+        },
+    )
     tracking.log_metrics(ctx.parent_run_id, result.metrics)
     finished = result.status in ("completed", "no_new_data")
     tracking.end_run(ctx.parent_run_id, "FINISHED" if finished else "FAILED")
@@ -182,6 +224,8 @@ def _markdown(result: RunResult, message: str) -> str:
         details += ["## metrics (test split, float model)", "", "| metric | value |", "|---|---|"]
         details += [f"| {k} | {v:.4g} |" for k, v in result.metrics.items()] + [""]
     if result.version:
-        details.append(f"registered: {result.registered_model} version {result.version} (aliases: {', '.join(result.aliases) or '-'})")
+        details.append(
+            f"registered: {result.registered_model} version {result.version} (aliases: {', '.join(result.aliases) or '-'})"
+        )
     title = f"{flow_run.name or result.registered_model}: {ui.STATES[result.outcome][1]}"  # "penguins · new.csv: Rejected"
     return ui.outcome_markdown(title, message, result.links, details)

@@ -4,6 +4,7 @@ Links are built from the URLs in use (see `links`): the MLflow UI of the trackin
 `mlflow ui` on the store on disk), the Prefect UI of the API this run reported to (or, for Prefect's
 embedded server, which stops with the command, the UI `prefect server start` serves on the same data).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,9 +13,15 @@ from typing import Any
 from prefect.states import Completed, Failed, State
 
 # Prefect state (type, name) per outcome: DECISIONS.md "Outcomes of a flow run, everywhere at once".
-STATES = {"promoted": (Completed, "Promoted"), "not_promoted": (Completed, "NotPromoted"),
-          "no_new_data": (Completed, "NoNewData"), "valid": (Completed, "Valid"),
-          "data_rejected": (Failed, "Rejected"), "usage_error": (Failed, "ConfigError"), "failed": (Failed, "Failed")}
+STATES = {
+    "promoted": (Completed, "Promoted"),
+    "not_promoted": (Completed, "NotPromoted"),
+    "no_new_data": (Completed, "NoNewData"),
+    "valid": (Completed, "Valid"),
+    "data_rejected": (Failed, "Rejected"),
+    "usage_error": (Failed, "ConfigError"),
+    "failed": (Failed, "Failed"),
+}
 
 
 def final_state(outcome: str, message: str, data: Any) -> State:
@@ -59,14 +66,17 @@ def prefect_ui() -> PrefectUI:
     return PrefectUI(f"http://{host}:{PREFECT_SERVER_API_PORT.value()}", False)
 
 
-def links(flow_run_id: str | None, experiment_id: str, run_id: str, model: str | None = None,
-          version: str | None = None) -> dict[str, str | None]:
+def links(
+    flow_run_id: str | None, experiment_id: str, run_id: str, model: str | None = None, version: str | None = None
+) -> dict[str, str | None]:
     """`{mlflow_run, prefect_flow_run, model_version}`: URLs to the run in both UIs and to the registered version."""
     from tasks.registry import tracking
 
-    return {"mlflow_run": tracking.run_url(experiment_id, run_id),
-            "prefect_flow_run": f"{prefect_ui().base}/runs/flow-run/{flow_run_id}" if flow_run_id else None,
-            "model_version": tracking.model_version_url(model, version) if model and version else None}
+    return {
+        "mlflow_run": tracking.run_url(experiment_id, run_id),
+        "prefect_flow_run": f"{prefect_ui().base}/runs/flow-run/{flow_run_id}" if flow_run_id else None,
+        "model_version": tracking.model_version_url(model, version) if model and version else None,
+    }
 
 
 def how_to_open() -> dict[str, str]:
@@ -78,11 +88,15 @@ def how_to_open() -> dict[str, str]:
     notes = {}
     base, server = tracking.ui_base()
     if not server:
-        notes["mlflow"] = (f"MLflow links need `mlflow ui --backend-store-uri {tracking_uri()}` running (at {base}; "
-                           "set PMF_MLFLOW_UI_URL if it listens elsewhere).")
+        notes["mlflow"] = (
+            f"MLflow links need `mlflow ui --backend-store-uri {tracking_uri()}` running (at {base}; "
+            "set PMF_MLFLOW_UI_URL if it listens elsewhere)."
+        )
     if not prefect_ui().live:
-        notes["prefect"] = ("Prefect's embedded server stopped with the command: `prefect server start` "
-                            f"(same PREFECT_HOME) serves this run at {prefect_ui().base}.")
+        notes["prefect"] = (
+            "Prefect's embedded server stopped with the command: `prefect server start` "
+            f"(same PREFECT_HOME) serves this run at {prefect_ui().base}."
+        )
     return notes
 
 
@@ -98,8 +112,11 @@ def outcome_markdown(title: str, message: str, run_links: dict[str, str | None],
 def failed_expectations_table(errors: list[dict[str, Any]]) -> list[str]:
     """The failed expectations of a rejected batch as a markdown table (one row each, cells kept short)."""
     lines = ["## failed expectations", "", "| column | expectation | expected | observed |", "|---|---|---|---|"]
-    lines += [f"| {_cell(e.get('column') or '(table)')} | {_cell(e.get('expectation'))} | {_cell(e.get('expected'))} | "
-              f"{_cell(_observed(e.get('observed')))} |" for e in errors]
+    lines += [
+        f"| {_cell(e.get('column') or '(table)')} | {_cell(e.get('expectation'))} | {_cell(e.get('expected'))} | "
+        f"{_cell(_observed(e.get('observed')))} |"
+        for e in errors
+    ]
     return lines
 
 
@@ -107,8 +124,11 @@ def gate_table(gates: list[dict[str, Any]]) -> list[str]:
     """The evaluation gate, failed rules first; ! marks a warn-only rule that failed."""
     ordered = sorted(gates, key=lambda g: g["passed"])
     lines = ["## evaluation gate (test split)", "", "| rule | value | threshold | verdict |", "|---|---|---|---|"]
-    lines += [f"| {g['name']} | {_number(g['value'])} | {g['op']} {_number(g['threshold'])} | "
-              f"{'✓ passed' if g['passed'] else '! warning' if g.get('severity') == 'warn' else '✗ failed'} |" for g in ordered]
+    lines += [
+        f"| {g['name']} | {_number(g['value'])} | {g['op']} {_number(g['threshold'])} | "
+        f"{'✓ passed' if g['passed'] else '! warning' if g.get('severity') == 'warn' else '✗ failed'} |"
+        for g in ordered
+    ]
     return lines
 
 

@@ -4,6 +4,7 @@ Its final Prefect state says the outcome (Completed/`Valid`, Failed/`Rejected`, 
 and carries the result's JSON; the MLflow parent run ends FINISHED for a valid batch, FAILED for a
 rejected one (DECISIONS.md), with the outcome, the failed expectations and the links in its description.
 """
+
 from __future__ import annotations
 
 import time
@@ -32,19 +33,33 @@ def validate_flow(request: RunRequest) -> State:
     experiment_id = tracking.ensure_experiment(request.name)
     prefect_id = str(flow_run.id) if flow_run.id else None
     ui.add_tags(prefect_id, ui.run_tags(request.name, TRIGGER))
-    parent = tracking.start_run(experiment_id, f"validate-{time.strftime('%Y%m%d-%H%M%S')}",
-                                tags={"pmf.kind": "validation", "prefect.flow_run_id": prefect_id or "",
-                                      "pmf.data": str(request.data), **tracking.source_tags("pmf validate")})
+    parent = tracking.start_run(
+        experiment_id,
+        f"validate-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={
+            "pmf.kind": "validation",
+            "prefect.flow_run_id": prefect_id or "",
+            "pmf.data": str(request.data),
+            **tracking.source_tags("pmf validate"),
+        },
+    )
     tracking.log_params(parent, {"data": str(request.data), "name": request.name, "config_source": request.config_source})
     ctx = stages.RunContext.for_request(request, experiment_id, parent, scratch_folder("pmf-validate"))
-    result: dict[str, Any] = {"name": request.name, "data": str(request.data), "mlflow_run_id": parent,
-                              "prefect_flow_run_id": prefect_id or "", "config_source": request.config_source,
-                              "config_overrides": list(request.overrides),
-                              "links": ui.links(prefect_id, experiment_id, parent)}
+    result: dict[str, Any] = {
+        "name": request.name,
+        "data": str(request.data),
+        "mlflow_run_id": parent,
+        "prefect_flow_run_id": prefect_id or "",
+        "config_source": request.config_source,
+        "config_overrides": list(request.overrides),
+        "links": ui.links(prefect_id, experiment_id, parent),
+    }
     message = ""
     try:
         batch = stages.settled(stages.load_batch(request.data))
-        tracking.log_dataset(parent, batch.frame, batch.path, batch.sha256, "validation", request.target or request.cfg.data.target)
+        tracking.log_dataset(
+            parent, batch.frame, batch.path, batch.sha256, "validation", request.target or request.cfg.data.target
+        )
         _, report, version = stages.settled(stages.validate_batch(ctx, batch))
         result.update(status="valid", suite_version=version, **report.summary(), errors=[])
         message = f"valid: {stages.validation_sentence(batch.path.name, report).removeprefix('validated ')}"

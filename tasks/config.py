@@ -29,10 +29,15 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NAME_RULE = "1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
+RESERVED_SUFFIX = ".pmf-store"
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` cannot name a dataset, or None when it can."""
     if name in (".", "..") or not NAME_PATTERN.fullmatch(name):
         return f"invalid name {name!r}: a dataset name is {NAME_RULE}"
+    if name.endswith(RESERVED_SUFFIX):  # the experiment that keeps NAME's suite and config records
+        return f"invalid name {name!r}: names ending in {RESERVED_SUFFIX!r} are reserved for pmf's own records"
     return None
 
 

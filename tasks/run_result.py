@@ -5,6 +5,7 @@ Its JSON keys are the contract in DESIGN.md (`status`, `registered_model`, `vers
 plus `outcome` (DECISIONS.md's outcome names) and `links` (`mlflow_run`, `prefect_flow_run`, `model_version`:
 URLs into the UIs, None where there is nothing to link to).
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ class RunResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float | None = None
     # URLs built from the UIs in use (flows.ui.links): the MLflow parent run, the Prefect flow run, the version.
-    links: dict[str, str | None] = field(default_factory=lambda: {"mlflow_run": None, "prefect_flow_run": None,
-                                                                  "model_version": None})
+    links: dict[str, str | None] = field(
+        default_factory=lambda: {"mlflow_run": None, "prefect_flow_run": None, "model_version": None}
+    )
 
     @property
     def outcome(self) -> Outcome:

@@ -1,4 +1,5 @@
 """`pmf --help`, `pmf COMMAND --help` and `pmf --version`: what a user reads before running anything."""
+
 from __future__ import annotations
 
 import argparse
@@ -85,7 +86,6 @@ def test_top_level_help_lists_commands_environment_exit_codes_and_examples():
 
 
 def test_version_is_the_installed_package_version():
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "--version"], cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "--version"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"pmf {version('pmf')}\n"

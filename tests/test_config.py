@@ -61,7 +61,7 @@ def test_cnn_requires_image_shape():
         load_config(None, ["train.model=cnn"])
 
 
-@pytest.mark.parametrize("name", ["..", ".", "-x", "a/b", "a b", "x" * 101, "", "naïve", "a:b", "a@b"])
+@pytest.mark.parametrize("name", ["..", ".", "-x", "a/b", "a b", "x" * 101, "", "naïve", "a:b", "a@b", "penguins.pmf-store"])
 def test_names_outside_the_allow_list_are_refused(name):
     from tasks.config import check_name
 

@@ -5,6 +5,7 @@ However a command ends it ends here in one line and a documented exit code: an u
 (its traceback goes to PMF_HOME/logs), a workspace that refuses writes, or an interruption (Ctrl-C,
 SIGTERM, SIGHUP: the command's open MLflow runs are KILLED, its embedded server stopped; exit 1).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,15 +40,22 @@ and only a model proven better, smaller and servable reaches production.
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
-    parser = Parser(prog="pmf", description=DESCRIPTION, epilog=help_epilog(
-        ["PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"],
-        {EXIT_OK: "the command completed (a run that ends not promoted has completed)", EXIT_FAILED: "",
-         EXIT_USAGE: "", EXIT_REJECTED: ""},
-        ["pmf run", "pmf run --data sales.csv --target churned", "pmf models penguins", "pmf serve penguins"]))
-    parser.add_argument("--version", action="version", version=f"pmf {package_version()}",
-                        help="print pmf's version and exit")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, title="commands",
-                                     metavar="COMMAND")
+    parser = Parser(
+        prog="pmf",
+        description=DESCRIPTION,
+        epilog=help_epilog(
+            ["PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"],
+            {
+                EXIT_OK: "the command completed (a run that ends not promoted has completed)",
+                EXIT_FAILED: "",
+                EXIT_USAGE: "",
+                EXIT_REJECTED: "",
+            },
+            ["pmf run", "pmf run --data sales.csv --target churned", "pmf models penguins", "pmf serve penguins"],
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"pmf {package_version()}", help="print pmf's version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, title="commands", metavar="COMMAND")
     handlers: dict[str, Handler] = {}
     for group in (run, models, serve):
         handlers.update(group.add_commands(commands))

@@ -1,4 +1,5 @@
 """`python -m flows.cli` is `pmf`."""
+
 import sys
 
 from flows.cli import main

@@ -1,4 +1,5 @@
 """What every `pmf` command shares: exit codes, the argument parser class, the environment and output."""
+
 from __future__ import annotations
 
 import argparse
@@ -39,23 +40,23 @@ class Parser(argparse.ArgumentParser):
 
 
 def json_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object on stdout, every value unrounded (progress stays on stderr)")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object on stdout, every value unrounded (progress stays on stderr)"
+    )
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow, GX and Prefect logs")
 
 
 # The environment variables pmf reads, as `--help` explains them.
 ENVIRONMENT: dict[str, str] = {
-    "PMF_HOME": "the workspace: MLflow store and artifacts, Prefect database, logs, prediction logs "
-                "(default: ~/.pmf)",
+    "PMF_HOME": "the workspace: MLflow store and artifacts, Prefect database, logs, prediction logs (default: ~/.pmf)",
     "MLFLOW_TRACKING_URI": "the MLflow store or tracking server (default: sqlite:///$PMF_HOME/mlflow.db)",
     "PREFECT_API_URL": "the Prefect server that records the flow runs (default: an embedded server that "
-                       "lives as long as the command)",
+    "lives as long as the command)",
     "PMF_MLFLOW_UI_URL": "where the printed MLflow links point when the store is on disk "
-                         "(default: http://127.0.0.1:5000, where `mlflow ui` listens)",
+    "(default: http://127.0.0.1:5000, where `mlflow ui` listens)",
     "PMF_ACTOR": "who is recorded as moving an alias (default: the login name)",
     "PMF_SERVE_TOKEN": "the bearer token every request but /health must carry (default: none; needed "
-                       "for a --host other than loopback unless --insecure)",
+    "for a --host other than loopback unless --insecure)",
 }
 
 # What each exit code means (DESIGN.md); a command lists the ones it can end with.
@@ -73,8 +74,9 @@ def help_epilog(environment: list[str], exits: dict[int, str], examples: list[st
     import textwrap
 
     def item(label: str, text: str, column: int) -> list[str]:
-        return textwrap.wrap(text, HELP_WIDTH, initial_indent=f"  {label:<{column - 2}}",
-                             subsequent_indent=" " * column, break_on_hyphens=False)
+        return textwrap.wrap(
+            text, HELP_WIDTH, initial_indent=f"  {label:<{column - 2}}", subsequent_indent=" " * column, break_on_hyphens=False
+        )
 
     lines = ["environment:"]
     lines += [line for name in environment for line in item(name, ENVIRONMENT[name], 23)]
@@ -130,8 +132,11 @@ def reclaim_workspace(home: Path) -> None:
         processes.remove_folders(record)
         path.unlink(missing_ok=True)
         if killed or stopped:
-            print(f"pmf: cleaned up after `pmf {record.command}` (pid {record.pid}, no longer running): "
-                  f"{killed} MLflow run(s) marked KILLED, {stopped} embedded Prefect server(s) stopped", file=sys.stderr)
+            print(
+                f"pmf: cleaned up after `pmf {record.command}` (pid {record.pid}, no longer running): "
+                f"{killed} MLflow run(s) marked KILLED, {stopped} embedded Prefect server(s) stopped",
+                file=sys.stderr,
+            )
 
 
 def finish_command() -> None:
@@ -160,8 +165,15 @@ def interrupted(exc: KeyboardInterrupt, as_json: bool) -> int:
         statuses = close_open_runs(record.runs, "KILLED", record.tracking_uri).values()
         killed = sum(status.endswith("KILLED") for status in statuses)
     name = exc.signal_name if isinstance(exc, processes.Interrupted) else processes.interrupted_by() or "SIGINT"
-    return emit({"status": "failed", "outcome": "killed", "error": f"interrupted by {name}: {killed} MLflow run(s) of this command KILLED"},
-                as_json, EXIT_FAILED)
+    return emit(
+        {
+            "status": "failed",
+            "outcome": "killed",
+            "error": f"interrupted by {name}: {killed} MLflow run(s) of this command KILLED",
+        },
+        as_json,
+        EXIT_FAILED,
+    )
 
 
 def failure(exc: BaseException, as_json: bool) -> int:

@@ -4,6 +4,7 @@ Exit codes: 0 done; 1 refused by a check (the reasons are printed), a tracking s
 be reached, or anything else; 2 usage or configuration error (unknown model or version, bad flag,
 a stored config that does not parse). Every failure is one line, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,11 @@ from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit, help_epilog
 
 # A registry command against a tracking server that is down must fail in seconds, not after MLflow's
 # default 7 retries with exponential back-off (~4 minutes). The user's own settings win.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 PROBE_TIMEOUT_S = 5.0
 
 
@@ -26,63 +30,94 @@ REGISTRY_ENV = ["PMF_HOME", "MLFLOW_TRACKING_URI"]
 
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
     models = commands.add_parser(
-        "models", help="registered models: versions, aliases, key metrics, promotion history",
+        "models",
+        help="registered models: versions, aliases, key metrics, promotion history",
         description="Registered models: what each alias points to, every version with its key\n"
-                    "metrics, and the promotion history (who moved which alias, when, why), newest\n"
-                    "first.",
-        epilog=help_epilog(REGISTRY_ENV, {EXIT_OK: "", EXIT_FAILED: "the registry could not be read (the line says why)",
-                                          EXIT_USAGE: "no such model, or --unlock without NAME"},
-                           ["pmf models", "pmf models penguins", "pmf models penguins --json",
-                            "pmf models penguins --unlock"]))
+        "metrics, and the promotion history (who moved which alias, when, why), newest\n"
+        "first.",
+        epilog=help_epilog(
+            REGISTRY_ENV,
+            {
+                EXIT_OK: "",
+                EXIT_FAILED: "the registry could not be read (the line says why)",
+                EXIT_USAGE: "no such model, or --unlock without NAME",
+            },
+            ["pmf models", "pmf models penguins", "pmf models penguins --json", "pmf models penguins --unlock"],
+        ),
+    )
     models.add_argument("name", nargs="?", help="one registered model (default: all)")
-    models.add_argument("--unlock", action="store_true",
-                        help="remove NAME's promotion lock (left by a promotion whose process is gone)")
+    models.add_argument(
+        "--unlock", action="store_true", help="remove NAME's promotion lock (left by a promotion whose process is gone)"
+    )
     json_option(models)
 
     promote = commands.add_parser(
-        "promote", help="gated alias move: infra check (staging), + champion gate (production)",
+        "promote",
+        help="gated alias move: infra check (staging), + champion gate (production)",
         description="Move an alias to a version through its gates: to @staging after the infra\n"
-                    "check (the version, served in a fresh process, answers canary rows as the\n"
-                    "pipeline predicts); to @production after the infra check and the champion\n"
-                    "gate (no worse than the current production by more than the margin, overall\n"
-                    "and per slice). Every move is recorded.",
-        epilog=help_epilog([*REGISTRY_ENV, "PREFECT_API_URL", "PMF_ACTOR"],
-                           {EXIT_OK: "promoted (or a waiting promotion approved or rejected)",
-                            EXIT_FAILED: "refused by a gate (every reason is printed), the lock held, a server down",
-                            EXIT_USAGE: "no such model or version, a bad flag"},
-                           ["pmf promote penguins --version 3 --to staging",
-                            "pmf promote penguins --version 3 --to production --reason 'Q4 data'",
-                            "pmf promote penguins --version 3 --to production --force --reason 'hotfix'"]))
+        "check (the version, served in a fresh process, answers canary rows as the\n"
+        "pipeline predicts); to @production after the infra check and the champion\n"
+        "gate (no worse than the current production by more than the margin, overall\n"
+        "and per slice). Every move is recorded.",
+        epilog=help_epilog(
+            [*REGISTRY_ENV, "PREFECT_API_URL", "PMF_ACTOR"],
+            {
+                EXIT_OK: "promoted (or a waiting promotion approved or rejected)",
+                EXIT_FAILED: "refused by a gate (every reason is printed), the lock held, a server down",
+                EXIT_USAGE: "no such model or version, a bad flag",
+            },
+            [
+                "pmf promote penguins --version 3 --to staging",
+                "pmf promote penguins --version 3 --to production --reason 'Q4 data'",
+                "pmf promote penguins --version 3 --to production --force --reason 'hotfix'",
+            ],
+        ),
+    )
     promote.add_argument("name", help="registered model name")
     promote.add_argument("--version", required=True, help="the version to move the alias to (required)")
     promote.add_argument("--to", required=True, choices=["staging", "production"], help="the alias to move (required)")
     promote.add_argument("--reason", default="", help="recorded in the promotion history (default: none)")
-    promote.add_argument("--force", action="store_true",
-                         help="move past failed gates (never past a SHA-256 mismatch); recorded as forced")
-    promote.add_argument("--margin", type=float,
-                         help="champion margin on the primary metric (default: the run's config, else 0)")
+    promote.add_argument(
+        "--force", action="store_true", help="move past failed gates (never past a SHA-256 mismatch); recorded as forced"
+    )
+    promote.add_argument("--margin", type=float, help="champion margin on the primary metric (default: the run's config, else 0)")
     answer = promote.add_mutually_exclusive_group()
-    answer.add_argument("--approve", action="store_true", help="approve a promotion of this version that waits for manual approval")
+    answer.add_argument(
+        "--approve", action="store_true", help="approve a promotion of this version that waits for manual approval"
+    )
     answer.add_argument("--reject", action="store_true", help="reject a promotion of this version that waits for manual approval")
     json_option(promote)
 
     rollback = commands.add_parser(
-        "rollback", help="put the previous production version back, in one step",
+        "rollback",
+        help="put the previous production version back, in one step",
         description="Point @production back at the version it pointed to before (or at --to), in\n"
-                    "one recorded move; the target's package is verified first.",
-        epilog=help_epilog([*REGISTRY_ENV, "PMF_ACTOR"],
-                           {EXIT_OK: "rolled back", EXIT_FAILED: "nothing to roll back to, the lock held, a package "
-                                                                "that fails its check, a server down",
-                            EXIT_USAGE: "no such model or version"},
-                           ["pmf rollback penguins", "pmf rollback penguins --to 2 --reason 'v3 drifts on Biscoe'"]))
+        "one recorded move; the target's package is verified first.",
+        epilog=help_epilog(
+            [*REGISTRY_ENV, "PMF_ACTOR"],
+            {
+                EXIT_OK: "rolled back",
+                EXIT_FAILED: "nothing to roll back to, the lock held, a package that fails its check, a server down",
+                EXIT_USAGE: "no such model or version",
+            },
+            ["pmf rollback penguins", "pmf rollback penguins --to 2 --reason 'v3 drifts on Biscoe'"],
+        ),
+    )
     rollback.add_argument("name", help="registered model name")
-    rollback.add_argument("--to", dest="to_version", metavar="VERSION",
-                          help="this version instead (default: the production version before the current one)")
+    rollback.add_argument(
+        "--to",
+        dest="to_version",
+        metavar="VERSION",
+        help="this version instead (default: the production version before the current one)",
+    )
     rollback.add_argument("--reason", default="rollback", help="recorded in the promotion history (default: %(default)s)")
     json_option(rollback)
 
-    return {"models": registry_command(cmd_models), "promote": registry_command(cmd_promote),
-            "rollback": registry_command(cmd_rollback)}
+    return {
+        "models": registry_command(cmd_models),
+        "promote": registry_command(cmd_promote),
+        "rollback": registry_command(cmd_rollback),
+    }
 
 
 def registry_command(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -133,8 +168,10 @@ def unreachable_server() -> str | None:
 
 
 def server_down_line(uri: str, reason: str) -> str:
-    return (f"the MLflow tracking server at {uri} is not reachable ({reason}): start it (`pmf server start`) "
-            "or point MLFLOW_TRACKING_URI at a running one")
+    return (
+        f"the MLflow tracking server at {uri} is not reachable ({reason}): start it (`pmf server start`) "
+        "or point MLFLOW_TRACKING_URI at a running one"
+    )
 
 
 def failure_line(exc: BaseException) -> str:
@@ -173,6 +210,7 @@ def check_model(name: str, version: str | None = None) -> str | None:
 
 # ---- models -------------------------------------------------------------------------------------
 
+
 def cmd_models(args: argparse.Namespace) -> int:
     from tasks.registry.lifecycle import list_models
 
@@ -191,11 +229,21 @@ def _unlock(args: argparse.Namespace) -> int:
 
     holder = break_lock(args.name)
     if holder is None:
-        return emit({"status": "not_locked", "name": args.name, "lock": None}, args.json, EXIT_OK,
-                    lambda r: f"{args.name}: no promotion lock is held")
-    return emit({"status": "unlocked", "name": args.name, "lock": holder}, args.json, EXIT_OK,
-                lambda r: f"{args.name}: removed the promotion lock held by {holder['actor']} (pid {holder['pid']} on "
-                          f"{holder['host']}) since {holder['since']}")
+        return emit(
+            {"status": "not_locked", "name": args.name, "lock": None},
+            args.json,
+            EXIT_OK,
+            lambda r: f"{args.name}: no promotion lock is held",
+        )
+    return emit(
+        {"status": "unlocked", "name": args.name, "lock": holder},
+        args.json,
+        EXIT_OK,
+        lambda r: (
+            f"{args.name}: removed the promotion lock held by {holder['actor']} (pid {holder['pid']} on "
+            f"{holder['host']}) since {holder['since']}"
+        ),
+    )
 
 
 def render_models(result: dict[str, Any]) -> str:
@@ -254,6 +302,7 @@ def _when(iso_time: str) -> str:
 
 # ---- promote ------------------------------------------------------------------------------------
 
+
 def cmd_promote(args: argparse.Namespace) -> int:
     if problem := check_model(args.name, args.version):
         return emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
@@ -270,8 +319,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
     except StoredConfigError as exc:
         return emit({"status": "usage_error", "error": str(exc)}, args.json, EXIT_USAGE, str)
     except ValidationError as exc:  # only the flags are checked here: the stored settings were valid
-        return emit({"status": "usage_error", "error": settings_problems(exc).replace("promotion.champion_margin", "--margin")},
-                    args.json, EXIT_USAGE, str)
+        return emit(
+            {"status": "usage_error", "error": settings_problems(exc).replace("promotion.champion_margin", "--margin")},
+            args.json,
+            EXIT_USAGE,
+            str,
+        )
     from flows.promote_flow import promote_flow
 
     try:
@@ -288,25 +341,37 @@ def _answer_approval(args: argparse.Namespace) -> int:
     note = args.reason or ("approved" if args.approve else "rejected") + " from the command line"
     answered = answer_approval(args.name, args.version, bool(args.approve), note)
     if not answered:
-        return emit({"status": "usage_error", "error": f"no promotion of {args.name} v{args.version} is waiting for approval"},
-                     args.json, EXIT_USAGE, str)
+        return emit(
+            {"status": "usage_error", "error": f"no promotion of {args.name} v{args.version} is waiting for approval"},
+            args.json,
+            EXIT_USAGE,
+            str,
+        )
     verdict = "approved" if args.approve else "rejected"
-    return emit({"status": verdict, "flow_runs": answered}, args.json, EXIT_OK,
-                 lambda r: f"{args.name} v{args.version}: {verdict} ({len(answered)} waiting promotion(s) resumed)")
+    return emit(
+        {"status": verdict, "flow_runs": answered},
+        args.json,
+        EXIT_OK,
+        lambda r: f"{args.name} v{args.version}: {verdict} ({len(answered)} waiting promotion(s) resumed)",
+    )
 
 
 def render_promotion(result: dict[str, Any]) -> str:
     """The verdict, every reason, each check with its first rules and the aliases after, in 80 columns."""
     from flows.console import fit, wrap
 
-    head = f"{result['name']} v{result['version']} -> @{result['target']}: " + ("promoted" if result["promoted"] else "not promoted")
+    head = f"{result['name']} v{result['version']} -> @{result['target']}: " + (
+        "promoted" if result["promoted"] else "not promoted"
+    )
     if result.get("forced") and result["promoted"]:
         head += " (forced)"
     lines = [head, *(line for reason in result["reasons"] for line in wrap(f"- {reason}", 2, 4))]
     for check in (result.get("infra_check"), result.get("champion_gate")):
         if check:
             rules = ", ".join(_rule(r) for r in check["results"][:4])
-            lines += wrap(f"{check['name']}: {'passed' if check['passed'] else 'failed'}" + (f" ({rules})" if rules else ""), 2, 4)
+            lines += wrap(
+                f"{check['name']}: {'passed' if check['passed'] else 'failed'}" + (f" ({rules})" if rules else ""), 2, 4
+            )
     lines += wrap("aliases: " + "  ".join(f"@{a}=v{v}" for a, v in sorted(result["aliases"].items())), 2, 4)
     return "\n".join(fit(lines))
 
@@ -320,6 +385,7 @@ def _rule(result: dict[str, Any]) -> str:
 
 # ---- rollback -----------------------------------------------------------------------------------
 
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     if problem := check_model(args.name, args.to_version):
         return emit({"status": "usage_error", "error": problem}, args.json, EXIT_USAGE, str)
@@ -331,5 +397,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     except (RegistryError, IntegrityError) as exc:  # nothing to roll back to, the lock, a tampered target
         return emit({"status": "refused", "error": str(exc)}, args.json, EXIT_FAILED, str)
     result = {"status": "rolled_back", "name": args.name, "move": record, "aliases": aliases(args.name)}
-    return emit(result, args.json, EXIT_OK,
-                 lambda r: f"{r['name']} @production: v{r['move']['from_version']} -> v{r['move']['to_version']} (rollback recorded as #{r['move']['seq']})")
+    return emit(
+        result,
+        args.json,
+        EXIT_OK,
+        lambda r: (
+            f"{r['name']} @production: v{r['move']['from_version']} -> v{r['move']['to_version']} (rollback recorded as #{r['move']['seq']})"
+        ),
+    )

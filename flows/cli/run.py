@@ -1,4 +1,5 @@
 """`pmf run` and `pmf validate`: the main flow, or validation only, on one batch of a named dataset."""
+
 from __future__ import annotations
 
 import argparse
@@ -39,42 +40,83 @@ registered. A name seen for the first time gets its suite inferred from it."""
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
     environment = ["PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PMF_MLFLOW_UI_URL"]
     run = commands.add_parser(
-        "run", help="the main flow (no arguments: the bundled penguins data)", description=RUN_DESCRIPTION,
-        epilog=help_epilog(environment, {EXIT_OK: "the flow completed, promoted or not (the summary says why not)",
-                                         EXIT_FAILED: "", EXIT_USAGE: "", EXIT_REJECTED: ""}, [
-            "pmf run",
-            "pmf run --data sales.csv --target churned      # first batch of `sales`",
-            "pmf run --data sales_2026_12.csv --name sales  # a later batch",
-            "pmf run --config data/diabetes.yaml --set train.epochs=5 --json",
-        ]))
+        "run",
+        help="the main flow (no arguments: the bundled penguins data)",
+        description=RUN_DESCRIPTION,
+        epilog=help_epilog(
+            environment,
+            {
+                EXIT_OK: "the flow completed, promoted or not (the summary says why not)",
+                EXIT_FAILED: "",
+                EXIT_USAGE: "",
+                EXIT_REJECTED: "",
+            },
+            [
+                "pmf run",
+                "pmf run --data sales.csv --target churned      # first batch of `sales`",
+                "pmf run --data sales_2026_12.csv --name sales  # a later batch",
+                "pmf run --config data/diabetes.yaml --set train.epochs=5 --json",
+            ],
+        ),
+    )
     data_options(run)
     validate = commands.add_parser(
-        "validate", help="validate a batch against its dataset's suite, nothing else", description=VALIDATE_DESCRIPTION,
-        epilog=help_epilog(environment, {EXIT_OK: "the batch passed every expectation", EXIT_FAILED: "", EXIT_USAGE: "",
-                                         EXIT_REJECTED: ""}, [
-            "pmf validate --data data/batches/penguins_new.csv --name penguins",
-        ]))
+        "validate",
+        help="validate a batch against its dataset's suite, nothing else",
+        description=VALIDATE_DESCRIPTION,
+        epilog=help_epilog(
+            environment,
+            {EXIT_OK: "the batch passed every expectation", EXIT_FAILED: "", EXIT_USAGE: "", EXIT_REJECTED: ""},
+            [
+                "pmf validate --data data/batches/penguins_new.csv --name penguins",
+            ],
+        ),
+    )
     data_options(validate)
     return {"run": cmd_run, "validate": cmd_validate}
 
 
 def data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, metavar="PATH",
-                        help="CSV or Parquet file (default: the config's data.path, else the bundled penguins)")
-    parser.add_argument("--target", metavar="COLUMN", help="target column (default: the config's data.target; required the first "
-                                         "time a name is seen)")
-    parser.add_argument("--name", help="dataset and registered model name (default: the config's name, else "
-                                       "the data file's stem)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH",
+        help="CSV or Parquet file (default: the config's data.path, else the bundled penguins)",
+    )
+    parser.add_argument(
+        "--target",
+        metavar="COLUMN",
+        help="target column (default: the config's data.target; required the first time a name is seen)",
+    )
+    parser.add_argument(
+        "--name", help="dataset and registered model name (default: the config's name, else the data file's stem)"
+    )
     parser.add_argument("--task", choices=["classification", "regression"], help="(default: inferred from the target)")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML config, see data/*.yaml (default: the config recorded with "
-                                                    "the name, else built-in defaults; no --data: the penguins one)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value for this run, repeatable, e.g. --set train.epochs=5 "
-                             "(default: none)")
-    parser.add_argument("--update-suite", action="store_true",
-                        help="accept this batch as the name's new reference: infer its expectation suite again from it")
-    parser.add_argument("--update-config", action="store_true",
-                        help="record this run's config (--config/--set) as the name's config for later batches")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML config, see data/*.yaml (default: the config recorded with "
+        "the name, else built-in defaults; no --data: the penguins one)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value for this run, repeatable, e.g. --set train.epochs=5 (default: none)",
+    )
+    parser.add_argument(
+        "--update-suite",
+        action="store_true",
+        help="accept this batch as the name's new reference: infer its expectation suite again from it",
+    )
+    parser.add_argument(
+        "--update-config",
+        action="store_true",
+        help="record this run's config (--config/--set) as the name's config for later batches",
+    )
     json_option(parser)
 
 
@@ -105,15 +147,26 @@ def _request(args: argparse.Namespace, before_store: Callable[[str, Path], None]
         cfg = file_cfg
         source = f"--config {config_file}" if args.config else f"bundled {config_file.relative_to(BUNDLED_DATA.parent)}"
     elif recorded is not None:
-        cfg = load_config(None, overrides, base=recorded.document, origin=f"the config recorded with {name!r} (v{recorded.version})")
+        cfg = load_config(
+            None, overrides, base=recorded.document, origin=f"the config recorded with {name!r} (v{recorded.version})"
+        )
         source = f"recorded v{recorded.version}"
     else:
         cfg, source = load_config(None, overrides), "defaults"
     from tasks.data.validate import check_declared_rules  # declared GX rules are config: checked before any data is read
+
     check_declared_rules(cfg.validation)
     record = "update" if args.update_config else ("first" if recorded is None else None)
-    return RunRequest(data=data.resolve(), name=name, cfg=cfg, target=args.target, update_suite=args.update_suite,
-                      config_source=source, overrides=tuple(overrides), record_config=record)
+    return RunRequest(
+        data=data.resolve(),
+        name=name,
+        cfg=cfg,
+        target=args.target,
+        update_suite=args.update_suite,
+        config_source=source,
+        overrides=tuple(overrides),
+        record_config=record,
+    )
 
 
 def _name(args: argparse.Namespace, file_cfg: Any, overrides: list[str], data: Path) -> str:
@@ -139,8 +192,6 @@ def _recorded_config(name: str) -> Any:
     from tasks.registry.datasets import recorded_config
 
     return recorded_config(name)
-
-
 
 
 def start_command(args: argparse.Namespace, name: str, data: Path) -> None:
@@ -171,7 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = flow_result(train_flow(request, return_state=True))
     except ConfigError as exc:
         return usage_failure(str(exc), args.json)
-    except Exception as exc:  # the flow recorded the failure in MLflow and Prefect; say what broke
+    except Exception as exc:  # noqa: BLE001  (any crash of the flow: one line, exit 1; the flow recorded it)
         return emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, args.json, EXIT_FAILED)
     from flows.summary import render_run
 
@@ -195,7 +246,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         result = flow_result(validate_flow(request, return_state=True))
     except ConfigError as exc:
         return usage_failure(str(exc), args.json)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (any crash of the flow: one line, exit 1; the flow recorded it)
         return emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, args.json, EXIT_FAILED)
     if result["status"] == "usage_error":
         return usage_failure(result["error"], args.json)

@@ -4,6 +4,7 @@ Exit codes: 0 after a normal stop (SIGINT/SIGTERM), 2 for usage errors (bad flag
 version, port in use, a non-loopback --host without a token or --insecure), 1 for a refused model
 (integrity) or a registry that cannot be read.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,16 +25,26 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     from tasks.serving.server import add_serve_options
 
     serve = commands.add_parser(
-        "serve", help="REST server for models:/NAME@alias that follows the alias", description=SERVE_DESCRIPTION,
-        epilog=help_epilog(["PMF_HOME", "MLFLOW_TRACKING_URI", "PMF_SERVE_TOKEN"],
-                           {EXIT_OK: "stopped normally (Ctrl-C, SIGTERM)",
-                            EXIT_FAILED: "the model was refused (integrity) or the registry could not be read",
-                            EXIT_USAGE: "bad flag, unknown model or version, port in use, a non-loopback --host "
-                                        "without PMF_SERVE_TOKEN or --insecure"},
-                           ["pmf serve penguins", "pmf serve penguins --alias staging --port 8081",
-                            "PMF_SERVE_TOKEN=s3cret pmf serve penguins --host 0.0.0.0",
-                            "curl -s localhost:8080/invocations -H 'Content-Type: application/json' \\",
-                            "     -d '{\"dataframe_records\": [{\"island\": \"Biscoe\", \"bill_length_mm\": 45}]}'"]))
+        "serve",
+        help="REST server for models:/NAME@alias that follows the alias",
+        description=SERVE_DESCRIPTION,
+        epilog=help_epilog(
+            ["PMF_HOME", "MLFLOW_TRACKING_URI", "PMF_SERVE_TOKEN"],
+            {
+                EXIT_OK: "stopped normally (Ctrl-C, SIGTERM)",
+                EXIT_FAILED: "the model was refused (integrity) or the registry could not be read",
+                EXIT_USAGE: "bad flag, unknown model or version, port in use, a non-loopback --host "
+                "without PMF_SERVE_TOKEN or --insecure",
+            },
+            [
+                "pmf serve penguins",
+                "pmf serve penguins --alias staging --port 8081",
+                "PMF_SERVE_TOKEN=s3cret pmf serve penguins --host 0.0.0.0",
+                "curl -s localhost:8080/invocations -H 'Content-Type: application/json' \\",
+                '     -d \'{"dataframe_records": [{"island": "Biscoe", "bill_length_mm": 45}]}\'',
+            ],
+        ),
+    )
     serve.add_argument("name", nargs="?", help="the registered model (default: the only registered model)")
     add_serve_options(serve)
     return {"serve": cmd_serve}

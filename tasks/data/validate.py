@@ -10,6 +10,7 @@ checks (`class_balance_checks`) join the same report, so the terminal's counts a
 (`tasks.data.validation_report`) are one set of numbers. `check_declared_rules` turns rules from
 config that GX cannot build into configuration errors before any data is read.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -24,8 +25,27 @@ import pandas as pd
 from tasks.config import ValidationConfig
 from tasks.data.schema import Schema, label_strings
 
-NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                 "float16", "float32", "float64", "Int8", "Int16", "Int32", "Int64", "Float32", "Float64", "bool", "boolean"]
+NUMERIC_TYPES = [
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "Float32",
+    "Float64",
+    "bool",
+    "boolean",
+]
 
 
 @dataclass(frozen=True)
@@ -54,8 +74,9 @@ class ValidationReport:
         """The report with pmf's own checks added (`{"success", "column", "expectation", "expected", "observed"}` each)."""
         failed = [_without_verdict(c) for c in checks if not c["success"]]
         passed = [_without_verdict(c) for c in checks if c["success"]]
-        return ValidationReport(self.success and not failed, self.evaluated + len(checks), [*self.failures, *failed],
-                                [*self.passed, *passed])
+        return ValidationReport(
+            self.success and not failed, self.evaluated + len(checks), [*self.failures, *failed], [*self.passed, *passed]
+        )
 
     def with_failures(self, failures: list[dict[str, Any]]) -> ValidationReport:
         """The same verdicts with the failures re-worded (e.g. a clearer observed value); never fewer or more."""
@@ -104,7 +125,9 @@ def _date_expectation(column: pd.Series, cfg: ValidationConfig) -> dict[str, Any
     share = float(pd.to_datetime(values.astype("str"), errors="coerce", format="mixed").notna().mean())
     if share >= 1.0:
         return _exp("expect_column_values_to_be_dateutil_parseable", column=column.name)
-    return _exp("expect_column_values_to_be_dateutil_parseable", column=column.name, mostly=max(0.0, round(share - cfg.null_margin, 6)))
+    return _exp(
+        "expect_column_values_to_be_dateutil_parseable", column=column.name, mostly=max(0.0, round(share - cfg.null_margin, 6))
+    )
 
 
 def _numeric_expectations(column: pd.Series, cfg: ValidationConfig) -> list[dict[str, Any]]:
@@ -146,10 +169,20 @@ def class_balance_checks(frame: pd.DataFrame, schema: Schema, min_rows_per_class
     small = {label: n for label, n in rows.items() if n < min_rows_per_class}
     smallest = dict([min(rows.items(), key=lambda item: item[1])]) if rows else {}
     return [
-        {"success": len(rows) >= 2, "column": schema.target, "expectation": "at_least_two_classes",
-         "expected": {"min_classes": 2}, "observed": rows},
-        {"success": not small, "column": schema.target, "expectation": f"at_least_{min_rows_per_class}_rows_per_class",
-         "expected": {"min_rows_per_class": min_rows_per_class}, "observed": small or smallest},
+        {
+            "success": len(rows) >= 2,
+            "column": schema.target,
+            "expectation": "at_least_two_classes",
+            "expected": {"min_classes": 2},
+            "observed": rows,
+        },
+        {
+            "success": not small,
+            "column": schema.target,
+            "expectation": f"at_least_{min_rows_per_class}_rows_per_class",
+            "expected": {"min_rows_per_class": min_rows_per_class},
+            "observed": small or smallest,
+        },
     ]
 
 
@@ -158,8 +191,9 @@ def class_balance_failures(frame: pd.DataFrame, schema: Schema, min_rows_per_cla
     return [_without_verdict(c) for c in class_balance_checks(frame, schema, min_rows_per_class) if not c["success"]]
 
 
-def validate_frame(frame: pd.DataFrame, expectations: list[dict[str, Any]], suite_name: str,
-                   report_dir: Path | None = None) -> ValidationReport:
+def validate_frame(
+    frame: pd.DataFrame, expectations: list[dict[str, Any]], suite_name: str, report_dir: Path | None = None
+) -> ValidationReport:
     """Validate a batch against the suite in one GX validation; every expectation's verdict is in the report.
 
     GX charges ~5-15 ms of Python bookkeeping per expectation whatever the row count, so a wide table
@@ -197,8 +231,13 @@ def validate_frame(frame: pd.DataFrame, expectations: list[dict[str, Any]], suit
     return report
 
 
-def _passed_in_suite_order(ran: list[Any], run_by_gx: list[int], settled: dict[int, dict[str, Any]],
-                           expectations: list[dict[str, Any]], keys: list[tuple[int, int]]) -> list[dict[str, Any]]:
+def _passed_in_suite_order(
+    ran: list[Any],
+    run_by_gx: list[int],
+    settled: dict[int, dict[str, Any]],
+    expectations: list[dict[str, Any]],
+    keys: list[tuple[int, int]],
+) -> list[dict[str, Any]]:
     """The passing checks, GX's and the settled ones, in the order GX reports a whole suite."""
     rows = [(keys[i], _describe(r)) for i, r in zip(run_by_gx, ran, strict=True) if r.success]
     rows += [(keys[i], _describe_settled(expectations[i], value)) for i, value in settled.items()]
@@ -273,7 +312,12 @@ def _in_type_list(column: pd.Series, kwargs: dict[str, Any], summary: _ColumnSum
     # extension dtypes take GX's own, subtler paths.
     dtype = column.dtype
     type_list = kwargs.get("type_list")
-    if not isinstance(dtype, np.dtype) or dtype.kind not in "iufb" or not isinstance(type_list, list) or dtype.name not in type_list:
+    if (
+        not isinstance(dtype, np.dtype)
+        or dtype.kind not in "iufb"
+        or not isinstance(type_list, list)
+        or dtype.name not in type_list
+    ):
         return None
     return {"observed_value": dtype.type.__name__}
 
@@ -298,8 +342,12 @@ def _not_null(column: pd.Series, kwargs: dict[str, Any], summary: _ColumnSummary
     if not (summary.rows - nulls) / summary.rows >= mostly:  # GX's own success rule, same float arithmetic
         return None
     partial = [None] * min(nulls, 20)
-    return {"element_count": summary.rows, "unexpected_count": nulls, "unexpected_percent": 100.0 * nulls / summary.rows,
-            "partial_unexpected_list": partial}
+    return {
+        "element_count": summary.rows,
+        "unexpected_count": nulls,
+        "unexpected_percent": 100.0 * nulls / summary.rows,
+        "partial_unexpected_list": partial,
+    }
 
 
 def _in_set(column: pd.Series, kwargs: dict[str, Any], summary: _ColumnSummary) -> dict[str, Any] | None:
@@ -311,9 +359,16 @@ def _in_set(column: pd.Series, kwargs: dict[str, Any], summary: _ColumnSummary) 
 
 def _map_result(rows: int, missing: int) -> dict[str, Any]:
     """GX's BASIC result of a passing column-map expectation (no unexpected values)."""
-    return {"element_count": rows, "unexpected_count": 0, "unexpected_percent": 0.0, "partial_unexpected_list": [],
-            "missing_count": missing, "missing_percent": 100.0 * missing / rows,
-            "unexpected_percent_total": 0.0, "unexpected_percent_nonmissing": 0.0}
+    return {
+        "element_count": rows,
+        "unexpected_count": 0,
+        "unexpected_percent": 0.0,
+        "partial_unexpected_list": [],
+        "missing_count": missing,
+        "missing_percent": 100.0 * missing / rows,
+        "unexpected_percent_total": 0.0,
+        "unexpected_percent_nonmissing": 0.0,
+    }
 
 
 def _is_number(value: Any) -> bool:
@@ -348,8 +403,10 @@ def _merge_missing_columns(failures: list[dict[str, Any]], frame: pd.DataFrame) 
                 continue
             failure = {**failure, "observed": "column is missing"}
         kept.append(failure)
-    return [{**f, "also_failed": folded[f["column"]]} if f["expectation"] == "expect_column_to_exist" and f["column"] in folded
-            else f for f in kept]
+    return [
+        {**f, "also_failed": folded[f["column"]]} if f["expectation"] == "expect_column_to_exist" and f["column"] in folded else f
+        for f in kept
+    ]
 
 
 def _context() -> Any:
@@ -427,8 +484,12 @@ def _describe(result: Any) -> dict[str, Any]:
         observed = details["observed_value"]
     else:
         observed = {k: details[k] for k in ("unexpected_count", "unexpected_percent", "partial_unexpected_list") if k in details}
-    return {"column": config.kwargs.get("column"), "expectation": config.type, "observed": _jsonable(observed),
-            "expected": _jsonable({k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")})}
+    return {
+        "column": config.kwargs.get("column"),
+        "expectation": config.type,
+        "observed": _jsonable(observed),
+        "expected": _jsonable({k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")}),
+    }
 
 
 def _describe_settled(expectation: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
@@ -438,8 +499,12 @@ def _describe_settled(expectation: dict[str, Any], result: dict[str, Any]) -> di
         observed: Any = result["observed_value"]
     else:
         observed = {k: result[k] for k in ("unexpected_count", "unexpected_percent", "partial_unexpected_list") if k in result}
-    return {"column": kwargs.get("column"), "expectation": expectation["type"], "observed": observed,
-            "expected": {k: v for k, v in kwargs.items() if k != "column"}}
+    return {
+        "column": kwargs.get("column"),
+        "expectation": expectation["type"],
+        "observed": observed,
+        "expected": {k: v for k, v in kwargs.items() if k != "column"},
+    }
 
 
 def _jsonable(value: Any) -> Any:

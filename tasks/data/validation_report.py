@@ -6,6 +6,7 @@ styles, has no scripts, and forbids every network load in its Content-Security-P
 `ValidationReport` (the suite's expectations and pmf's own checks), so its counts are the terminal's.
 Every value from the data is HTML-escaped: a column name is text, never markup.
 """
+
 from __future__ import annotations
 
 import html
@@ -57,16 +58,20 @@ def render_report(report: ValidationReport, title: str, facts: dict[str, str] | 
     """The page: verdict and counts first (evaluated, passed, failed), then every failed check with its
     column, check, expected and observed values, then the passed checks (folded). facts are shown as a
     label/value list under the title (data file, rows, suite version...)."""
-    verdict = ("Accepted: every check passed" if report.success
-               else f"Rejected: {report.failed:,} of {report.evaluated:,} checks failed")
+    verdict = (
+        "Accepted: every check passed" if report.success else f"Rejected: {report.failed:,} of {report.evaluated:,} checks failed"
+    )
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)} · validation report</title><style>{_STYLE}</style></head>",
-        "<body><main>", f"<h1>{_e(title)} · validation report</h1>",
+        "<body><main>",
+        f"<h1>{_e(title)} · validation report</h1>",
         f'<p class="verdict {"ok" if report.success else "bad"}">{_e(verdict)}</p>',
-        _counts(report), _facts(facts or {}),
+        _counts(report),
+        _facts(facts or {}),
         f"<h2>Failed ({report.failed:,})</h2>",
         _table(_failed_rows(report.failures), "failed") if report.failures else '<p class="muted">No check failed.</p>',
         f"<details><summary>Passed ({len(report.passed):,})</summary>",
@@ -83,8 +88,11 @@ def render_report(report: ValidationReport, title: str, facts: dict[str, str] | 
 
 def _counts(report: ValidationReport) -> str:
     boxes = [("evaluated", report.evaluated), ("passed", len(report.passed)), ("failed", report.failed)]
-    return '<div class="counts">' + "".join(
-        f'<div class="count {name}"><span class="n" id="{name}">{value:,}</span>{name}</div>' for name, value in boxes) + "</div>"
+    return (
+        '<div class="counts">'
+        + "".join(f'<div class="count {name}"><span class="n" id="{name}">{value:,}</span>{name}</div>' for name, value in boxes)
+        + "</div>"
+    )
 
 
 def _facts(facts: dict[str, str]) -> str:
@@ -94,8 +102,9 @@ def _facts(facts: dict[str, str]) -> str:
 
 
 def _table(rows: list[str], kind: str) -> str:
-    head = ('<tr><th class="column">Column</th><th class="check">Check</th><th class="expected">Expected</th>'
-            "<th>Observed</th></tr>")
+    head = (
+        '<tr><th class="column">Column</th><th class="check">Check</th><th class="expected">Expected</th><th>Observed</th></tr>'
+    )
     return f'<table class="{kind}"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -104,8 +113,10 @@ def _failed_rows(failures: list[dict[str, Any]]) -> list[str]:
     rows = []
     for failure in failures:
         rows.append(_row(failure, "failed"))
-        rows += [_row({"column": failure["column"], "expectation": name, "expected": {},
-                       "observed": "column is missing"}, "failed") for name in failure.get("also_failed", [])]
+        rows += [
+            _row({"column": failure["column"], "expectation": name, "expected": {}, "observed": "column is missing"}, "failed")
+            for name in failure.get("also_failed", [])
+        ]
     return rows
 
 
@@ -116,9 +127,11 @@ def _row(check: dict[str, Any], kind: str = "passed") -> str:
     observed = check.get("observed")
     shown = "present" if name == "expect_column_to_exist" and kind == "passed" and not observed else observed_text(observed)
     # <wbr> after each underscore: a long check name wraps between words, not inside one.
-    return (f'<tr class="{kind}"><td>{_e(column) if column is not None else "<span class=muted>(table)</span>"}</td>'
-            f"<td><code>{_e(name).replace('_', '_<wbr>')}</code>{tag}</td>"
-            f"<td>{_e(expected_text(check.get('expected') or {}))}</td><td>{_e(shown)}</td></tr>")
+    return (
+        f'<tr class="{kind}"><td>{_e(column) if column is not None else "<span class=muted>(table)</span>"}</td>'
+        f"<td><code>{_e(name).replace('_', '_<wbr>')}</code>{tag}</td>"
+        f"<td>{_e(expected_text(check.get('expected') or {}))}</td><td>{_e(shown)}</td></tr>"
+    )
 
 
 def expected_text(expected: dict[str, Any]) -> str:
@@ -161,7 +174,7 @@ def _value(value: Any) -> str:
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= _LONGEST else text[:_LONGEST - 1] + "…"
+    return text if len(text) <= _LONGEST else text[: _LONGEST - 1] + "…"
 
 
 def _e(value: Any) -> str:

@@ -10,6 +10,7 @@ at every live candidate for N; the earliest created wins, the others delete thei
 winner's document. Two first runs of a new name therefore agree on one suite v1. Readers apply the
 same rule, so what a later run reads is what the race's winner wrote.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.config import RESERVED_SUFFIX
 from tasks.registry.tracking import client, end_run, ensure_experiment, log_dict, start_run
 from tasks.workspace import pmf_home
 
-STORE_SUFFIX = ".pmf-store"  # the experiment of a dataset's records: NAME + this
+STORE_SUFFIX = RESERVED_SUFFIX  # the experiment of a dataset's records: NAME + this (refused as a dataset name)
 SUITE_KIND = "suite"
 CONFIG_KIND = "config"
 # A candidate still RUNNING after this long was left by a killed writer (writing takes well under a second).
@@ -82,8 +84,9 @@ def latest(experiment_id: str, kind: str) -> Record | None:
     return _settled(experiment_id, kind, newest)
 
 
-def publish(experiment_id: str, kind: str, document: dict, replace: bool,
-            tags: dict[str, str] | None = None) -> tuple[Record, bool]:
+def publish(
+    experiment_id: str, kind: str, document: dict, replace: bool, tags: dict[str, str] | None = None
+) -> tuple[Record, bool]:
     """Compare-and-set a new version of `kind` (see the module docstring).
 
     Returns the record in force and whether it is the one this call wrote.
@@ -93,8 +96,11 @@ def publish(experiment_id: str, kind: str, document: dict, replace: bool,
         if current is not None and not replace:
             return current, False  # created meanwhile by another run: theirs is the one
         version = (current.version if current else 0) + 1
-        run_id = start_run(_store_experiment(experiment_id, create=True), f"{kind}-v{version}",
-                           tags={"pmf.kind": kind, f"pmf.{kind}_version": str(version), **(tags or {})})
+        run_id = start_run(
+            _store_experiment(experiment_id, create=True),
+            f"{kind}-v{version}",
+            tags={"pmf.kind": kind, f"pmf.{kind}_version": str(version), **(tags or {})},
+        )
         log_dict(run_id, document, f"{kind}/{kind}.json")
         end_run(run_id)
         winner = _settled(experiment_id, kind, version)
@@ -109,8 +115,10 @@ def publish(experiment_id: str, kind: str, document: dict, replace: bool,
 def _settled(experiment_id: str, kind: str, version: int) -> Record:
     """The winner among the live candidates for `version`, once its document is fully written."""
     while True:
-        candidates = sorted((r for r in _live_runs(experiment_id, kind) if _version(r) == version),
-                            key=lambda r: (r.info.start_time, r.info.run_id))
+        candidates = sorted(
+            (r for r in _live_runs(experiment_id, kind) if _version(r) == version),
+            key=lambda r: (r.info.start_time, r.info.run_id),
+        )
         if not candidates:
             raise RuntimeError(f"{kind} v{version} disappeared while it was being read")
         winner = candidates[0]
@@ -124,8 +132,11 @@ def _live_runs(experiment_id: str, kind: str) -> list[Any]:
     experiments = [e for e in (_store_experiment(experiment_id, create=False), experiment_id) if e is not None]
     runs = client().search_runs(experiments, filter_string=f"tags.`pmf.kind` = '{kind}'", max_results=1000)
     now_ms = time.time() * 1000
-    return [r for r in runs if r.info.status == "FINISHED"
-            or (r.info.status == "RUNNING" and now_ms - r.info.start_time < STALE_WRITER_S * 1000)]
+    return [
+        r
+        for r in runs
+        if r.info.status == "FINISHED" or (r.info.status == "RUNNING" and now_ms - r.info.start_time < STALE_WRITER_S * 1000)
+    ]
 
 
 def _store_experiment(experiment_id: str, create: bool) -> str | None:

@@ -24,6 +24,7 @@ that name that pmf did not create is skipped (the lock moves to the next name, `
 and never blocks a promotion. A holder whose process is gone (same host, pid not running) is taken
 over at once; any other holder's lock expires after its lease. `pmf models NAME --unlock` clears it.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -33,9 +34,10 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from tasks.registry import tracking
 
@@ -107,10 +109,11 @@ def bounded(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     marker = f" … [cut: {len(text)} characters in all]"
-    return text[:limit - len(marker)] + marker
+    return text[: limit - len(marker)] + marker
 
 
 # ---- history --------------------------------------------------------------------------------------
+
 
 def history(name: str) -> list[dict[str, Any]]:
     """Every recorded alias move of a model, oldest first.
@@ -135,7 +138,7 @@ def recorded_history(name: str) -> list[dict[str, Any]]:
 
 
 def parse_record(key: str, value: str) -> dict[str, Any]:
-    suffix = key[len(HISTORY_PREFIX):]
+    suffix = key[len(HISTORY_PREFIX) :]
     seq = int(suffix) if suffix.isdigit() else None
     try:
         record = json.loads(value)
@@ -145,8 +148,13 @@ def parse_record(key: str, value: str) -> dict[str, Any]:
     if problem is None and (not isinstance(record.get("alias"), str) or record.get("to_version") is None):
         problem = "no alias or target version"
     if problem is not None or seq is None:
-        return {"seq": seq, "key": key, "unreadable": True, "error": problem or "the key has no sequence number",
-                "raw": bounded(value, 200)}
+        return {
+            "seq": seq,
+            "key": key,
+            "unreadable": True,
+            "error": problem or "the key has no sequence number",
+            "raw": bounded(value, 200),
+        }
     return {**record, "seq": seq, "key": key}
 
 
@@ -183,6 +191,7 @@ def key_metrics(name: str, version: str) -> dict[str, float]:
 
 # ---- the lock -------------------------------------------------------------------------------------
 
+
 @contextmanager
 def registry_lock(name: str, timeout_s: float = 120.0, lease_s: float = 300.0) -> Iterator[str]:
     """Hold the promotion lock of one model: at most one alias move of `name` at a time, store-wide.
@@ -201,7 +210,7 @@ def registry_lock(name: str, timeout_s: float = 120.0, lease_s: float = 300.0) -
             continue
         if time.monotonic() > deadline:
             raise LockTimeout(lock_message(name, holder, timeout_s))
-        time.sleep(delay * random.uniform(0.5, 1.5))
+        time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311  (jitter between waiters, not security)
         delay = min(delay * 1.5, 1.0)
     try:
         yield owner
@@ -221,7 +230,7 @@ def is_lock(model: Any) -> bool:
 
 def current_lock(name: str) -> dict[str, Any] | None:
     """The live holder of `name`'s lock ({lock_name, owner, actor, host, pid, since, expires}) or None."""
-    held = [state for state in map(lambda n: _slot(name, n), lock_names(name)) if isinstance(state, dict)]
+    held = [state for state in (_slot(name, n) for n in lock_names(name)) if isinstance(state, dict)]
     return held[0] if held else None
 
 
@@ -238,9 +247,15 @@ def _slot(name: str, lock_name: str) -> dict[str, Any] | str | None:
     tags = model.tags
     if tags.get(LOCK_FOR_TAG) != name:
         return "foreign"
-    return {"lock_name": lock_name, "owner": tags.get("pmf.lock.owner", ""), "actor": tags.get("pmf.lock.actor", "?"),
-            "host": tags.get("pmf.lock.host", "?"), "pid": int(tags.get("pmf.lock.pid") or 0) or None,
-            "since": tags.get("pmf.lock.since", "?"), "expires": float(tags.get("pmf.lock.expires") or 0.0)}
+    return {
+        "lock_name": lock_name,
+        "owner": tags.get("pmf.lock.owner", ""),
+        "actor": tags.get("pmf.lock.actor", "?"),
+        "host": tags.get("pmf.lock.host", "?"),
+        "pid": int(tags.get("pmf.lock.pid") or 0) or None,
+        "since": tags.get("pmf.lock.since", "?"),
+        "expires": float(tags.get("pmf.lock.expires") or 0.0),
+    }
 
 
 def _try_acquire(name: str, owner: str, lease_s: float) -> tuple[str, dict[str, Any] | None]:
@@ -253,24 +268,37 @@ def _try_acquire(name: str, owner: str, lease_s: float) -> tuple[str, dict[str, 
         return held[0]["lock_name"], held[0]
     free = [lock_name for lock_name, state in states.items() if state is None]
     if not free:
-        raise RegistryError(f"{name}: every promotion lock name ({', '.join(states)}) is taken by a model pmf did not "
-                            "create; rename or delete one of them")
+        raise RegistryError(
+            f"{name}: every promotion lock name ({', '.join(states)}) is taken by a model pmf did not "
+            "create; rename or delete one of them"
+        )
     lock_name = free[0]
     now = time.time()
-    tags = {LOCK_FOR_TAG: name, "pmf.lock.owner": owner, "pmf.lock.actor": bounded(current_actor(), MAX_ACTOR_CHARS),
-            "pmf.lock.host": socket.gethostname(), "pmf.lock.pid": str(os.getpid()),
-            "pmf.lock.since": _iso(now), "pmf.lock.expires": str(now + lease_s)}
+    tags = {
+        LOCK_FOR_TAG: name,
+        "pmf.lock.owner": owner,
+        "pmf.lock.actor": bounded(current_actor(), MAX_ACTOR_CHARS),
+        "pmf.lock.host": socket.gethostname(),
+        "pmf.lock.pid": str(os.getpid()),
+        "pmf.lock.since": _iso(now),
+        "pmf.lock.expires": str(now + lease_s),
+    }
     try:
-        tracking.client().create_registered_model(lock_name, tags=tags, description=(
-            f"pmf promotion lock of {name!r}: held while one of its aliases moves. Not a model; "
-            f"`pmf models {name} --unlock` removes it if its holder is gone."))
+        tracking.client().create_registered_model(
+            lock_name,
+            tags=tags,
+            description=(
+                f"pmf promotion lock of {name!r}: held while one of its aliases moves. Not a model; "
+                f"`pmf models {name} --unlock` removes it if its holder is gone."
+            ),
+        )
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_ALREADY_EXISTS", "TEMPORARILY_UNAVAILABLE"):  # taken meanwhile / SQLite busy
             holder = _slot(name, lock_name)
             return lock_name, holder if isinstance(holder, dict) else {"lock_name": lock_name, "owner": "", "busy": True}
         raise
     # A user's model at a lower name may have been deleted while someone else took that slot: one holder only.
-    rivals = [h for h in map(lambda n: _slot(name, n), lock_names(name)) if isinstance(h, dict) and h["owner"] != owner]
+    rivals = [h for h in (_slot(name, n) for n in lock_names(name)) if isinstance(h, dict) and h["owner"] != owner]
     if rivals:
         _release(lock_name, owner)
         return rivals[0]["lock_name"], rivals[0]
@@ -300,10 +328,12 @@ def lock_message(name: str, holder: dict[str, Any], waited_s: float) -> str:
     if holder.get("busy"):
         return f"{name}: the registry stayed busy for {waited_s:.0f} s; try again"
     left = holder["expires"] - time.time()
-    return (f"{name}: another promotion holds the lock (held by {holder['actor']}, pid {holder['pid']} on {holder['host']}, "
-            f"since {holder['since']}; it expires at {_iso(holder['expires'])}, in {max(left, 0):.0f} s; waited "
-            f"{waited_s:.0f} s). If that process is gone, clear it with `pmf models {name} --unlock` "
-            f"(or delete the registered model {holder['lock_name']!r} in the MLflow UI)")
+    return (
+        f"{name}: another promotion holds the lock (held by {holder['actor']}, pid {holder['pid']} on {holder['host']}, "
+        f"since {holder['since']}; it expires at {_iso(holder['expires'])}, in {max(left, 0):.0f} s; waited "
+        f"{waited_s:.0f} s). If that process is gone, clear it with `pmf models {name} --unlock` "
+        f"(or delete the registered model {holder['lock_name']!r} in the MLflow UI)"
+    )
 
 
 def break_lock(name: str) -> dict[str, Any] | None:
@@ -328,14 +358,23 @@ def _release(lock_name: str, owner: str) -> None:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # ---- moves ----------------------------------------------------------------------------------------
 
-def move_alias(name: str, alias: str, version: str, reason: str, actor: str | None = None,
-               metrics: dict[str, float] | None = None, forced: bool = False, kind: str = "promote",
-               verified: str | None = None) -> dict[str, Any]:
+
+def move_alias(
+    name: str,
+    alias: str,
+    version: str,
+    reason: str,
+    actor: str | None = None,
+    metrics: dict[str, float] | None = None,
+    forced: bool = False,
+    kind: str = "promote",
+    verified: str | None = None,
+) -> dict[str, Any]:
     """Point `alias` at `version` and record the move; under the model's lock. Returns the record.
 
     The version's package is verified first (downloaded outside the lock) unless the caller passes
@@ -345,9 +384,17 @@ def move_alias(name: str, alias: str, version: str, reason: str, actor: str | No
         return _move_locked(name, alias, str(version), reason, actor, metrics, forced, kind, verified)
 
 
-def move_alias_unlocked(name: str, alias: str, version: str, reason: str, actor: str | None = None,
-                        metrics: dict[str, float] | None = None, forced: bool = False, kind: str = "promote",
-                        verified: str | None = None) -> dict[str, Any]:
+def move_alias_unlocked(
+    name: str,
+    alias: str,
+    version: str,
+    reason: str,
+    actor: str | None = None,
+    metrics: dict[str, float] | None = None,
+    forced: bool = False,
+    kind: str = "promote",
+    verified: str | None = None,
+) -> dict[str, Any]:
     """`move_alias` for a caller that already holds `registry_lock(name)` (check and move under one lock)."""
     return _move_locked(name, alias, str(version), reason, actor, metrics, forced, kind, verified)
 
@@ -359,8 +406,17 @@ def verify_version(name: str, version: str) -> str:
     return verify(name, version)
 
 
-def _move_locked(name: str, alias: str, version: str, reason: str, actor: str | None,
-                 metrics: dict[str, float] | None, forced: bool, kind: str, verified: str | None) -> dict[str, Any]:
+def _move_locked(
+    name: str,
+    alias: str,
+    version: str,
+    reason: str,
+    actor: str | None,
+    metrics: dict[str, float] | None,
+    forced: bool,
+    kind: str,
+    verified: str | None,
+) -> dict[str, Any]:
     from tasks.registry.fetch import MANIFEST_TAG
     from tasks.serving.package import IntegrityError
 
@@ -369,10 +425,17 @@ def _move_locked(name: str, alias: str, version: str, reason: str, actor: str | 
         verified = verify_version(name, version)
     elif model_version.tags.get(MANIFEST_TAG) != verified:
         raise IntegrityError(f"{name} v{version}: its {MANIFEST_TAG} tag changed since its package was verified; nothing moved")
-    record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "actor": bounded(actor or current_actor(), MAX_ACTOR_CHARS), "reason": bounded(reason, MAX_REASON_CHARS),
-              "alias": alias, "from_version": alias_version(name, alias), "to_version": version,
-              "metrics": metrics if metrics is not None else key_metrics(name, version), "forced": forced, "kind": kind}
+    record = {
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "actor": bounded(actor or current_actor(), MAX_ACTOR_CHARS),
+        "reason": bounded(reason, MAX_REASON_CHARS),
+        "alias": alias,
+        "from_version": alias_version(name, alias),
+        "to_version": version,
+        "metrics": metrics if metrics is not None else key_metrics(name, version),
+        "forced": forced,
+        "kind": kind,
+    }
     seq = _next_seq(name)
     key = _history_key(seq)
     _write_history(name, key, record)
@@ -407,8 +470,9 @@ def refresh_descriptions(name: str, versions: list[str | None]) -> None:
             here = sorted((a for a, v in model.aliases.items() if str(v) == version), key=_alias_order)
             mlflow_client.update_model_version(name, version, description=model_card.with_promotion(card, version, records, here))
     except MlflowException as exc:
-        logging.getLogger("pmf.registry").warning("%s: the promotion history is recorded, but its rendering in the "
-                                                  "descriptions was not updated (%s)", name, exc)
+        logging.getLogger("pmf.registry").warning(
+            "%s: the promotion history is recorded, but its rendering in the descriptions was not updated (%s)", name, exc
+        )
 
 
 def _write_history(name: str, key: str, record: dict[str, Any]) -> None:
@@ -433,6 +497,7 @@ def _compensate(name: str, key: str, alias: str, from_version: str | None) -> No
 
 # ---- rollback -------------------------------------------------------------------------------------
 
+
 def production_lineage(records: list[dict[str, Any]], alias: str = PRODUCTION) -> list[str]:
     """The stack of versions that served `alias`: a promotion pushes, a rollback pops back to its target."""
     stack: list[str] = []
@@ -441,14 +506,15 @@ def production_lineage(records: list[dict[str, Any]], alias: str = PRODUCTION) -
             continue
         target = str(record["to_version"])
         if record.get("kind") == "rollback" and target in stack:
-            del stack[stack.index(target) + 1:]
+            del stack[stack.index(target) + 1 :]
         elif not stack or stack[-1] != target:
             stack.append(target)
     return stack
 
 
-def rollback(name: str, to_version: str | None = None, reason: str = "rollback", actor: str | None = None,
-             alias: str = PRODUCTION) -> dict[str, Any]:
+def rollback(
+    name: str, to_version: str | None = None, reason: str = "rollback", actor: str | None = None, alias: str = PRODUCTION
+) -> dict[str, Any]:
     """Put the previous production version back (or `to_version`), recorded like any move.
 
     The target's package is verified first: a tampered version is refused (IntegrityError) and nothing moves."""
@@ -468,6 +534,7 @@ def rollback(name: str, to_version: str | None = None, reason: str = "rollback",
 
 
 # ---- listing --------------------------------------------------------------------------------------
+
 
 def list_models(name: str | None = None) -> list[dict[str, Any]]:
     """Registered models (one, or all): versions with aliases and key metrics, plus the promotion history."""
@@ -495,13 +562,23 @@ def _describe(model: Any) -> dict[str, Any]:
     for alias, version in model.aliases.items():
         by_version.setdefault(str(version), []).append(alias)
     versions = tracking.client().search_model_versions(f"name = '{model.name}'")
-    rows = [{"version": str(v.version), "aliases": sorted(by_version.get(str(v.version), []), key=_alias_order),
-             "created": datetime.fromtimestamp(v.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds"),
-             "metrics": key_metrics(model.name, str(v.version)), "sha256": v.tags.get("pmf.sha256", ""),
-             "run_id": v.run_id}
-            for v in sorted(versions, key=lambda v: int(v.version))]
-    return {"name": model.name, "aliases": {k: str(v) for k, v in model.aliases.items()}, "versions": rows,
-            "history": history(model.name)}
+    rows = [
+        {
+            "version": str(v.version),
+            "aliases": sorted(by_version.get(str(v.version), []), key=_alias_order),
+            "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(timespec="seconds"),
+            "metrics": key_metrics(model.name, str(v.version)),
+            "sha256": v.tags.get("pmf.sha256", ""),
+            "run_id": v.run_id,
+        }
+        for v in sorted(versions, key=lambda v: int(v.version))
+    ]
+    return {
+        "name": model.name,
+        "aliases": {k: str(v) for k, v in model.aliases.items()},
+        "versions": rows,
+        "history": history(model.name),
+    }
 
 
 def _alias_order(alias: str) -> int:

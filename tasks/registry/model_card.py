@@ -12,6 +12,7 @@ render them. MLflow stores a description in at most 5,000 characters (a VARCHAR(
 so every text here fits DESCRIPTION_LIMIT: long tables lose their last rows first, with a line saying
 how many are left out and where the whole record is.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -60,6 +61,7 @@ class ModelCardFacts:
 
 # ---- the version's card -------------------------------------------------------------------------
 
+
 def version_card(facts: ModelCardFacts, limit: int = DESCRIPTION_LIMIT) -> str:
     """The card of a version just registered (its promotion section says @candidate), in at most `limit` characters."""
     return fit(lambda rows: _version_card(facts, rows), limit)
@@ -68,8 +70,13 @@ def version_card(facts: ModelCardFacts, limit: int = DESCRIPTION_LIMIT) -> str:
 def _version_card(facts: ModelCardFacts, rows: int | None) -> str:
     parts = [
         f"# {facts.name} v{facts.version}: {_what_it_predicts(facts.task, facts.target, facts.classes)}",
-        _data_section(facts), _training_section(facts), _metrics_section(facts, rows), _compression_section(facts, rows),
-        promotion_section(facts.version, (), ("candidate",), "", rows), _usage_section(facts), _lineage_section(facts),
+        _data_section(facts),
+        _training_section(facts),
+        _metrics_section(facts, rows),
+        _compression_section(facts, rows),
+        promotion_section(facts.version, (), ("candidate",), "", rows),
+        _usage_section(facts),
+        _lineage_section(facts),
     ]
     return "\n\n".join(part for part in parts if part) + "\n"
 
@@ -78,14 +85,17 @@ def _data_section(facts: ModelCardFacts) -> str:
     total = sum(facts.rows.values())
     split = ", ".join(f"{key.removeprefix('rows_')} {count:,}" for key, count in facts.rows.items())
     suite = f"v{facts.suite_version}" if facts.suite_version is not None else "not recorded"
-    return "\n".join([
-        "## Data", "",
-        f"- file: `{facts.data_path}`",
-        f"- SHA-256: `{facts.data_sha256}`",
-        f"- rows: {total:,} labelled ({split})",
-        f"- expectation suite: {suite}",
-        f"- input columns ({len(facts.input_columns)}): {columns_text(facts.input_columns)}",
-    ])
+    return "\n".join(
+        [
+            "## Data",
+            "",
+            f"- file: `{facts.data_path}`",
+            f"- SHA-256: `{facts.data_sha256}`",
+            f"- rows: {total:,} labelled ({split})",
+            f"- expectation suite: {suite}",
+            f"- input columns ({len(facts.input_columns)}): {columns_text(facts.input_columns)}",
+        ]
+    )
 
 
 def _training_section(facts: ModelCardFacts) -> str:
@@ -101,8 +111,10 @@ def _training_section(facts: ModelCardFacts) -> str:
     lines.append(f"- epochs: {ran} (early stopping patience {t.get('early_stopping_patience')})")
     if t.get("resumed_from_epoch"):
         lines.append(f"- resumed from the checkpoint at epoch {t['resumed_from_epoch']}")
-    lines.append(f"- optimizer: Adam, learning rate {t.get('learning_rate')} ({t.get('lr_schedule')} schedule), "
-                 f"batch size {t.get('batch_size')}, seed {t.get('seed')}")
+    lines.append(
+        f"- optimizer: Adam, learning rate {t.get('learning_rate')} ({t.get('lr_schedule')} schedule), "
+        f"batch size {t.get('batch_size')}, seed {t.get('seed')}"
+    )
     lines.append(f"- warm start: {_warm_start(t)}")
     return "\n".join(lines)
 
@@ -121,8 +133,11 @@ def _metrics_section(facts: ModelCardFacts, rows: int | None) -> str:
     header = f"| metric | Keras model | shipped ({facts.shipped_variant or '?'}) | gate |"
     gates = {g["name"]: g for g in facts.gates}
     table = [header, "|---|---|---|---|"]
-    table += [f"| {'**' + n + '**' if n == facts.primary_metric else n} | {number(facts.metrics.get(n))} | "
-              f"{number(facts.shipped_metrics.get(n))} | {gate_text(gates.get(n))} |" for n in names]
+    table += [
+        f"| {'**' + n + '**' if n == facts.primary_metric else n} | {number(facts.metrics.get(n))} | "
+        f"{number(facts.shipped_metrics.get(n))} | {gate_text(gates.get(n))} |"
+        for n in names
+    ]
     lines = ["## Metrics (test split)", "", *table]
     other_gates = [g for name, g in gates.items() if name not in names]
     lines += [f"\ngate on {g['name']}: {gate_text(g)}" for g in other_gates]
@@ -135,8 +150,10 @@ def _slice_table(facts: ModelCardFacts, rows: int | None) -> list[str]:
     keys = [k for k in facts.slices[0] if k not in ("column", "value", "rows")]
     keys = ([facts.primary_metric] if facts.primary_metric in keys else []) + [k for k in keys if k != facts.primary_metric][:2]
     table = ["| column | value | rows | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
-    body = [f"| {cell(s['column'])} | {cell(s['value'])} | {s['rows']:,} | " + " | ".join(number(s.get(k)) for k in keys) + " |"
-            for s in facts.slices]
+    body = [
+        f"| {cell(s['column'])} | {cell(s['value'])} | {s['rows']:,} | " + " | ".join(number(s.get(k)) for k in keys) + " |"
+        for s in facts.slices
+    ]
     return table + limited(body, rows, "slices")
 
 
@@ -145,11 +162,22 @@ def _compression_section(facts: ModelCardFacts, rows: int | None) -> str:
         return ""
     metric = facts.primary_metric
     table = [f"| variant | role | {metric} | bytes | gzip bytes | p50 ms | gate |", "|---|---|---|---|---|---|---|"]
-    body = [f"| {'**' + r['variant'] + '**' if r.get('shipped') else r['variant']} | {row_role(r)} | "
-            f"{number((r.get('metrics') or {}).get(metric))} | {count(r.get('bytes'))} | {count(r.get('gzip_bytes'))} | "
-            f"{number(r.get('latency_ms_p50'), 3)} | {verdict_text(r)} |" for r in facts.compression]
-    return "\n".join(["## Compression", "", f"Shipped: **{facts.shipped_variant}**. Why: {shipping_reason(facts)}", "",
-                      *table, *limited(body, rows, "variants")])
+    body = [
+        f"| {'**' + r['variant'] + '**' if r.get('shipped') else r['variant']} | {row_role(r)} | "
+        f"{number((r.get('metrics') or {}).get(metric))} | {count(r.get('bytes'))} | {count(r.get('gzip_bytes'))} | "
+        f"{number(r.get('latency_ms_p50'), 3)} | {verdict_text(r)} |"
+        for r in facts.compression
+    ]
+    return "\n".join(
+        [
+            "## Compression",
+            "",
+            f"Shipped: **{facts.shipped_variant}**. Why: {shipping_reason(facts)}",
+            "",
+            *table,
+            *limited(body, rows, "variants"),
+        ]
+    )
 
 
 def shipping_reason(facts: ModelCardFacts) -> str:
@@ -161,10 +189,18 @@ def shipping_reason(facts: ModelCardFacts) -> str:
 
 def _usage_section(facts: ModelCardFacts) -> str:
     uri = f"models:/{facts.name}/{facts.version}"
-    lines = ["## Load and serve", "", "```python", "import mlflow",
-             f'model = mlflow.pyfunc.load_model("{uri}")  # or "models:/{facts.name}@production"',
-             "predictions = model.predict(frame)  # raw rows, columns as in the file; no target column", "```", "",
-             "```bash", f"pmf serve {facts.name} --version {facts.version}   # or --alias production (follows the alias)"]
+    lines = [
+        "## Load and serve",
+        "",
+        "```python",
+        "import mlflow",
+        f'model = mlflow.pyfunc.load_model("{uri}")  # or "models:/{facts.name}@production"',
+        "predictions = model.predict(frame)  # raw rows, columns as in the file; no target column",
+        "```",
+        "",
+        "```bash",
+        f"pmf serve {facts.name} --version {facts.version}   # or --alias production (follows the alias)",
+    ]
     if facts.example_row:
         import json
 
@@ -188,8 +224,14 @@ def _lineage_section(facts: ModelCardFacts) -> str:
 
 # ---- promotion ----------------------------------------------------------------------------------
 
-def promotion_section(version: str, moves: Sequence[dict[str, Any]], aliases: Sequence[str] = ("candidate",),
-                      decision: str = "", rows: int | None = None) -> str:
+
+def promotion_section(
+    version: str,
+    moves: Sequence[dict[str, Any]],
+    aliases: Sequence[str] = ("candidate",),
+    decision: str = "",
+    rows: int | None = None,
+) -> str:
     """The version's aliases now, the last promotion decision and its alias moves (newest first),
     between markers so `with_promotion` can replace it after a move without the other facts."""
     now = ", ".join(f"@{a}" for a in aliases) or "no alias"
@@ -201,9 +243,16 @@ def promotion_section(version: str, moves: Sequence[dict[str, Any]], aliases: Se
     return "\n".join([*lines, PROMOTION_END])
 
 
-def with_promotion(card: str, version: str, moves: Sequence[dict[str, Any]], aliases: Sequence[str],
-                   decision: str = "", limit: int = DESCRIPTION_LIMIT) -> str:
+def with_promotion(
+    card: str,
+    version: str,
+    moves: Sequence[dict[str, Any]],
+    aliases: Sequence[str],
+    decision: str = "",
+    limit: int = DESCRIPTION_LIMIT,
+) -> str:
     """`card` with its promotion section rendered again (a card without one gets it at the end)."""
+
     def render(rows: int | None) -> str:
         section = promotion_section(version, moves, aliases, decision, rows)
         return _replace_between(card, PROMOTION_START, PROMOTION_END, section)
@@ -225,25 +274,43 @@ def history_rows(records: Sequence[dict[str, Any]], rows: int | None = None) -> 
     body = []
     for record in sorted(records, key=lambda r: (r.get("seq") is None, r.get("seq") or 0), reverse=True):
         if record.get("unreadable"):
-            body.append(f"| ? | ? | ? | ? | unreadable record `{cell(record.get('key', ''))}`: {cell(record.get('error', ''))} | ? |")
+            body.append(
+                f"| ? | ? | ? | ? | unreadable record `{cell(record.get('key', ''))}`: {cell(record.get('error', ''))} | ? |"
+            )
             continue
         move = f"v{record.get('from_version') or '–'} → v{record.get('to_version')}".replace("v–", "–")
         kind = " (rollback)" if record.get("kind") == "rollback" else ""
-        body.append(f"| {when(record.get('time'))} | {cell(record.get('actor', '?'))} | @{record['alias']} | {move} | "
-                    f"{cell(record.get('reason', ''), 300)}{kind} | {'yes' if record.get('forced') else 'no'} |")
+        body.append(
+            f"| {when(record.get('time'))} | {cell(record.get('actor', '?'))} | @{record['alias']} | {move} | "
+            f"{cell(record.get('reason', ''), 300)}{kind} | {'yes' if record.get('forced') else 'no'} |"
+        )
     return header + limited(body, rows, "moves", "`pmf models NAME` lists every one")
 
 
 # ---- the registered model's description ---------------------------------------------------------
 
-def model_description(name: str, task: str, target: str, classes: Sequence[str], input_columns: Sequence[str],
-                      records: Sequence[dict[str, Any]], limit: int = DESCRIPTION_LIMIT) -> str:
+
+def model_description(
+    name: str,
+    task: str,
+    target: str,
+    classes: Sequence[str],
+    input_columns: Sequence[str],
+    records: Sequence[dict[str, Any]],
+    limit: int = DESCRIPTION_LIMIT,
+) -> str:
     """What `name` predicts, from which columns, and its promotion history (newest first)."""
+
     def render(rows: int | None) -> str:
-        lines = [f"**{name}** predicts {_what_it_predicts(task, target, classes)}.", "",
-                 f"Input: {len(input_columns)} column(s) of a raw row, as in the training file: {columns_text(input_columns)}.",
-                 "", "Each version's description is its model card (data, training, metrics, compression, how to load).",
-                 "", history_section(records, rows)]
+        lines = [
+            f"**{name}** predicts {_what_it_predicts(task, target, classes)}.",
+            "",
+            f"Input: {len(input_columns)} column(s) of a raw row, as in the training file: {columns_text(input_columns)}.",
+            "",
+            "Each version's description is its model card (data, training, metrics, compression, how to load).",
+            "",
+            history_section(records, rows),
+        ]
         return "\n".join(lines) + "\n"
 
     return fit(render, limit)
@@ -251,8 +318,17 @@ def model_description(name: str, task: str, target: str, classes: Sequence[str],
 
 def history_section(records: Sequence[dict[str, Any]], rows: int | None = None) -> str:
     table = history_rows(records, rows) if records else ["No alias has moved yet."]
-    return "\n".join([HISTORY_START, "## Promotion history (newest first)", "", *table, "",
-                      "Source of truth: the registered model's `pmf.history.*` tags.", HISTORY_END])
+    return "\n".join(
+        [
+            HISTORY_START,
+            "## Promotion history (newest first)",
+            "",
+            *table,
+            "",
+            "Source of truth: the registered model's `pmf.history.*` tags.",
+            HISTORY_END,
+        ]
+    )
 
 
 def with_history(description: str, records: Sequence[dict[str, Any]], limit: int = DESCRIPTION_LIMIT) -> str:
@@ -269,6 +345,7 @@ def _what_it_predicts(task: str, target: str, classes: Sequence[str]) -> str:
 
 # ---- formatting ---------------------------------------------------------------------------------
 
+
 def fit(render: Callable[[int | None], str], limit: int) -> str:
     """The first of `render(rows)` for ROW_BUDGETS that fits `limit`; failing that, the smallest one cut with a marker."""
     for rows in ROW_BUDGETS:
@@ -276,7 +353,7 @@ def fit(render: Callable[[int | None], str], limit: int) -> str:
         if len(text) <= limit:
             return text
     marker = f"\n\n… [cut at {limit:,} characters: the whole card is the artifact model_card.md]\n"
-    return text[:limit - len(marker)] + marker
+    return text[: limit - len(marker)] + marker
 
 
 def limited(body: list[str], rows: int | None, what: str, where: str = "the whole table is in model_card.md") -> list[str]:
@@ -325,7 +402,7 @@ def verdict_text(row: dict[str, Any]) -> str:
 def cell(text: Any, most: int = 500) -> str:
     """Free text as one markdown table cell: no pipes or newlines, bounded."""
     flat = " ".join(str(text).split()).replace("|", "\\|")
-    return flat if len(flat) <= most else flat[:most - 1] + "…"
+    return flat if len(flat) <= most else flat[: most - 1] + "…"
 
 
 def when(iso: str | None) -> str:

@@ -11,6 +11,7 @@ Nothing here runs unless the evaluation gate passed. What the registry then hold
   (also the parent run's artifact `model_card.md`, uncut) and the `candidate` alias — or nothing at all;
 - the registered model's description: what it predicts, from which columns, the promotion history.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,22 +60,45 @@ def pmf_tags(tags: dict[str, str]) -> dict[str, str]:
     return named
 
 
-def card_facts(name: str, schema: Schema, rows: dict[str, int], train_settings: dict[str, Any], lineage: dict[str, str],
-               meta: dict[str, Any], run: RunResult | None, pipeline_run_id: str, pipeline_run_url: str) -> ModelCardFacts:
+def card_facts(
+    name: str,
+    schema: Schema,
+    rows: dict[str, int],
+    train_settings: dict[str, Any],
+    lineage: dict[str, str],
+    meta: dict[str, Any],
+    run: RunResult | None,
+    pipeline_run_id: str,
+    pipeline_run_url: str,
+) -> ModelCardFacts:
     """The card's facts from what the pipeline knows at registration (`run`: the flow's result so far;
     without it the card says metrics, gates, slices and compression were not recorded)."""
     tags = pmf_tags(lineage)
     suite = run.suite_version if run and run.suite_version is not None else tags.get("pmf.suite_version")
     return ModelCardFacts(
-        name=name, version="", task=schema.task, target=schema.target, input_columns=tuple(schema.features),
-        classes=tuple(schema.classes), data_path=tags.get("pmf.data_path", ""), data_sha256=tags.get("pmf.data_sha256", ""),
-        rows=rows, suite_version=int(suite) if suite not in (None, "") else None,
-        training={**train_settings, **((run.training or {}) if run else {})}, primary_metric=meta["primary_metric"],
-        metrics=dict(run.metrics) if run else {}, gates=list(run.gates) if run else [],
-        slices=list(run.slices) if run else [], compression=list(run.compression) if run else [],
-        shipped_variant=meta["variant"], shipped_metrics=dict(meta["metrics"]), pipeline_run_id=pipeline_run_id,
-        pipeline_run_url=pipeline_run_url, prefect_flow_run_id=tags.get("pmf.prefect_flow_run_id", ""),
-        git_commit=tags.get("pmf.git_commit", ""))
+        name=name,
+        version="",
+        task=schema.task,
+        target=schema.target,
+        input_columns=tuple(schema.features),
+        classes=tuple(schema.classes),
+        data_path=tags.get("pmf.data_path", ""),
+        data_sha256=tags.get("pmf.data_sha256", ""),
+        rows=rows,
+        suite_version=int(suite) if suite not in (None, "") else None,
+        training={**train_settings, **((run.training or {}) if run else {})},
+        primary_metric=meta["primary_metric"],
+        metrics=dict(run.metrics) if run else {},
+        gates=list(run.gates) if run else [],
+        slices=list(run.slices) if run else [],
+        compression=list(run.compression) if run else [],
+        shipped_variant=meta["variant"],
+        shipped_metrics=dict(meta["metrics"]),
+        pipeline_run_id=pipeline_run_id,
+        pipeline_run_url=pipeline_run_url,
+        prefect_flow_run_id=tags.get("pmf.prefect_flow_run_id", ""),
+        git_commit=tags.get("pmf.git_commit", ""),
+    )
 
 
 def example_row(example: pd.DataFrame) -> dict[str, Any]:
@@ -91,8 +115,13 @@ def model_metrics(facts: ModelCardFacts) -> dict[str, float]:
 
 def model_params(facts: ModelCardFacts) -> dict[str, Any]:
     """The logged model's params: the training settings of the network it was made from, plus what it is."""
-    return {**{f"train.{k}": v for k, v in facts.training.items()}, "task": facts.task, "target": facts.target,
-            "variant": facts.shipped_variant, "primary_metric": facts.primary_metric}
+    return {
+        **{f"train.{k}": v for k, v in facts.training.items()},
+        "task": facts.task,
+        "target": facts.target,
+        "variant": facts.shipped_variant,
+        "primary_metric": facts.primary_metric,
+    }
 
 
 def package_and_register(
@@ -117,15 +146,20 @@ def package_and_register(
     predictions = PackagedModel.load(package_dir, manifest_sha256).predict(example)
     tags = pmf_tags(tags)
     lineage = {k: v for k, v in tags.items() if k != "pmf.config"}  # the config is a param of the logged model
-    model_uri, model_id = tracking.log_pyfunc_model(pipeline_run_id, package_dir, example,
-                                                    pd.Series(predictions, name="prediction"), model_params(facts), lineage)
+    model_uri, model_id = tracking.log_pyfunc_model(
+        pipeline_run_id, package_dir, example, pd.Series(predictions, name="prediction"), model_params(facts), lineage
+    )
     facts = replace(facts, model_uri=model_uri, example_row=example_row(example))
     tracking.log_model_metrics(register_run_id, model_id, model_metrics(facts))
     heldout = workdir / HELDOUT_FILE
     sample.reset_index(drop=True).to_parquet(heldout)
     tracking.log_artifact(pipeline_run_id, heldout, HELDOUT_DIR)
-    tracking.describe_model(name, model_card.model_description(name, facts.task, facts.target, facts.classes,
-                                                               facts.input_columns, lifecycle.recorded_history(name)))
+    tracking.describe_model(
+        name,
+        model_card.model_description(
+            name, facts.task, facts.target, facts.classes, facts.input_columns, lifecycle.recorded_history(name)
+        ),
+    )
 
     def describe(version: str) -> None:
         card = replace(facts, version=version)
@@ -134,8 +168,20 @@ def package_and_register(
 
     # The version is created with its digests in one call, and its card before its alias: there is
     # never a version without them.
-    version = tracking.register_version(model_uri, name, pipeline_run_id,
-                                        {**tags, MODEL_SHA_TAG: meta["sha256"], MANIFEST_TAG: manifest_sha256},
-                                        CANDIDATE_ALIAS, describe, model_id)
-    return {"model_uri": model_uri, "model_id": model_id, "version": version, "sha256": meta["sha256"],
-            "manifest_sha256": manifest_sha256, "aliases": tracking.aliases_of(name, version)}
+    version = tracking.register_version(
+        model_uri,
+        name,
+        pipeline_run_id,
+        {**tags, MODEL_SHA_TAG: meta["sha256"], MANIFEST_TAG: manifest_sha256},
+        CANDIDATE_ALIAS,
+        describe,
+        model_id,
+    )
+    return {
+        "model_uri": model_uri,
+        "model_id": model_id,
+        "version": version,
+        "sha256": meta["sha256"],
+        "manifest_sha256": manifest_sha256,
+        "aliases": tracking.aliases_of(name, version),
+    }

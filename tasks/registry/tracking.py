@@ -3,6 +3,7 @@
 Every call names its run id explicitly (MlflowClient, not the fluent API's thread-local active
 run), so stages submitted to other threads log into the right run.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -122,7 +123,7 @@ def log_params(run_id: str, params: dict[str, Any]) -> None:
 
     items = [Param(k, _short(v)) for k, v in params.items()]
     for start in range(0, len(items), 100):
-        client().log_batch(run_id, params=items[start:start + 100])
+        client().log_batch(run_id, params=items[start : start + 100])
 
 
 def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
@@ -160,12 +161,18 @@ def _short(value: Any, limit: int = 6000) -> str:
     return text[:limit]
 
 
-
-
 # ---- registry ----------------------------------------------------------------------------------
 
-def register_version(model_uri: str, name: str, run_id: str, tags: dict[str, str], alias: str,
-                     describe: Callable[[str], None] | None = None, model_id: str | None = None) -> str:
+
+def register_version(
+    model_uri: str,
+    name: str,
+    run_id: str,
+    tags: dict[str, str],
+    alias: str,
+    describe: Callable[[str], None] | None = None,
+    model_id: str | None = None,
+) -> str:
     """Create a model version with its tags and alias, or nothing: a failure deletes the half-made version.
 
     `model_id`: the logged model behind `model_uri`; the version links to it (the UI shows its metrics
@@ -185,8 +192,9 @@ def register_version(model_uri: str, name: str, run_id: str, tags: dict[str, str
         _wait_ready(name, version.version)
         if model_id is not None:
             listed = json.loads(mlflow_client.get_logged_model(model_id).tags.get("mlflow.modelVersions") or "[]")
-            mlflow_client.set_logged_model_tags(model_id, {"mlflow.modelVersions": json.dumps(
-                [*listed, {"name": name, "version": str(version.version)}])})
+            mlflow_client.set_logged_model_tags(
+                model_id, {"mlflow.modelVersions": json.dumps([*listed, {"name": name, "version": str(version.version)}])}
+            )
         if describe is not None:
             describe(str(version.version))
         mlflow_client.set_registered_model_alias(name, alias, version.version)
@@ -230,7 +238,9 @@ def aliases_of(name: str, version: str) -> list[str]:
 
 def git_commit(folder: Path | None = None) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder or Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder or Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -289,12 +299,22 @@ def log_dataset(run_id: str, frame: Any, path: Path, sha256: str, context: str, 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ii]nferred schema.*")
         warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")  # a local path: either reader
-        sample = mlflow.data.from_pandas(frame.head(SCHEMA_SAMPLE_ROWS), source=str(path), name=path.name,
-                                         digest=sha256[:DATASET_DIGEST_CHARS],
-                                         targets=target if target in frame.columns else None)
+        sample = mlflow.data.from_pandas(
+            frame.head(SCHEMA_SAMPLE_ROWS),
+            source=str(path),
+            name=path.name,
+            digest=sha256[:DATASET_DIGEST_CHARS],
+            targets=target if target in frame.columns else None,
+        )
         described = sample._to_mlflow_entity()  # MLflow's own route from a dataset to the entity log_inputs takes
-    entity = Dataset(described.name, described.digest, described.source_type, described.source, described.schema,
-                     json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}))
+    entity = Dataset(
+        described.name,
+        described.digest,
+        described.source_type,
+        described.source,
+        described.schema,
+        json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),
+    )
     client().log_inputs(run_id, datasets=[DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
 
 
@@ -305,8 +325,14 @@ SCHEMA_SAMPLE_ROWS = 1000
 PYFUNC_REQUIREMENTS = ["mlflow==3.17.2", "pandas==3.1.1", "numpy==2.4.6", "ai-edge-litert==2.3.0"]
 
 
-def log_pyfunc_model(run_id: str, package_dir: Path, input_example: Any, output_example: Any,
-                     params: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> tuple[str, str]:
+def log_pyfunc_model(
+    run_id: str,
+    package_dir: Path,
+    input_example: Any,
+    output_example: Any,
+    params: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> tuple[str, str]:
     """Log the shipped model (preprocessor + TFLite) as a pyfunc owned by run `run_id`; (model URI, model id).
 
     The logged model is created first with its source run, params and tags, then filled without a
@@ -320,8 +346,14 @@ def log_pyfunc_model(run_id: str, package_dir: Path, input_example: Any, output_
 
     mlflow_client = client()
     experiment_id = mlflow_client.get_run(run_id).info.experiment_id
-    logged = mlflow_client.create_logged_model(experiment_id, name="model", source_run_id=run_id, model_type="pmf-litert",
-                                               params={k: _short(v) for k, v in (params or {}).items()}, tags=tags)
+    logged = mlflow_client.create_logged_model(
+        experiment_id,
+        name="model",
+        source_run_id=run_id,
+        model_type="pmf-litert",
+        params={k: _short(v) for k, v in (params or {}).items()},
+        tags=tags,
+    )
     # The fluent API below reads MLFLOW_TRACKING_URI; never mlflow.set_tracking_uri, a process-wide
     # setting that would outlive this call and point later calls at another store.
     os.environ.setdefault("MLFLOW_TRACKING_URI", tracking_uri())

@@ -20,6 +20,7 @@
   (see prediction_log.py). Everything else is a FastAPI app (docs, metadata).
 - Never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any
 
 import orjson
 
@@ -54,7 +56,7 @@ DEFAULT_WATCH_INTERVAL_S = 5.0
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_MAX_BODY_MB = 10.0
 MB = 1024 * 1024
-TOKEN_ENV = "PMF_SERVE_TOKEN"
+TOKEN_ENV = "PMF_SERVE_TOKEN"  # noqa: S105  (the variable's name, not a secret)
 UNAUTHORIZED = RequestError(401, "Authorization", f"Authorization: a valid bearer token is required ({TOKEN_ENV} is set)")
 
 
@@ -76,13 +78,23 @@ class ModelState:
 
     def metadata(self) -> dict[str, Any]:
         meta = self.model.meta
-        return {"name": self.name, "version": self.version, "alias": self.alias, "sha256": self.sha256,
-                "task": meta.get("task"), "target": meta.get("target"), "variant": meta.get("variant"),
-                "metrics": meta.get("metrics", {}), "input_columns": self.model.input_columns,
-                "classes": meta.get("classes", []), "loaded_at": self.loaded_at}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "sha256": self.sha256,
+            "task": meta.get("task"),
+            "target": meta.get("target"),
+            "variant": meta.get("variant"),
+            "metrics": meta.get("metrics", {}),
+            "input_columns": self.model.input_columns,
+            "classes": meta.get("classes", []),
+            "loaded_at": self.loaded_at,
+        }
 
 
 # ---- settings -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -98,12 +110,17 @@ class ServeSettings:
         return int(self.max_body_mb * MB)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"watch_interval_s": self.watch_interval_s, "max_batch_rows": self.max_batch_rows,
-                "max_body_mb": self.max_body_mb, "sources": self.sources}
+        return {
+            "watch_interval_s": self.watch_interval_s,
+            "max_batch_rows": self.max_batch_rows,
+            "max_body_mb": self.max_body_mb,
+            "sources": self.sources,
+        }
 
 
-def resolve_settings(name: str, version: str, watch_interval_s: float | None, max_batch_rows: int | None,
-                     max_body_mb: float | None) -> ServeSettings:
+def resolve_settings(
+    name: str, version: str, watch_interval_s: float | None, max_batch_rows: int | None, max_body_mb: float | None
+) -> ServeSettings:
     """Flag (not None) > the promotion settings stored with `name` v`version` > default.
 
     UsageError when the stored settings do not parse (the user must fix the model's config, not guess)."""
@@ -130,10 +147,12 @@ def resolve_settings(name: str, version: str, watch_interval_s: float | None, ma
         watch_interval_s=float(pick("watch_interval_s", watch_interval_s, stored.watch_interval_s, defaults.watch_interval_s)),
         max_batch_rows=int(pick("max_batch_rows", max_batch_rows, stored.max_batch_rows, defaults.max_batch_rows)),
         max_body_mb=float(pick("max_body_mb", max_body_mb, DEFAULT_MAX_BODY_MB, DEFAULT_MAX_BODY_MB)),
-        sources=sources)
+        sources=sources,
+    )
 
 
 # ---- loading --------------------------------------------------------------------------------------
+
 
 def load_state(name: str, version: str, alias: str | None, max_rows: int) -> ModelState:
     """Download, verify, load and warm up one version. The download folder is removed before this
@@ -157,6 +176,7 @@ def warm_up(state: ModelState, requests: int = 20) -> None:
 
 
 # ---- the alias watcher ----------------------------------------------------------------------------
+
 
 class ModelHolder:
     """The current model, what its alias points to, and the thread that follows the alias.
@@ -223,7 +243,11 @@ class ModelHolder:
         self.state = new  # one reference assignment: atomic; requests that hold the old state finish on it
         self.swaps += 1
         self.last_error = None
-        print(f"pmf serve: swapped {current.name} v{current.version} -> v{new.version} (@{current.alias})", file=sys.stderr, flush=True)
+        print(
+            f"pmf serve: swapped {current.name} v{current.version} -> v{new.version} (@{current.alias})",
+            file=sys.stderr,
+            flush=True,
+        )
         if self._on_swap:
             self._on_swap(current, new)
         return True
@@ -270,8 +294,13 @@ class ServingApp:
     """ASGI entry point: `/invocations`, `/health`, `/ready` and the token check handled directly,
     everything else by FastAPI."""
 
-    def __init__(self, holder: ModelHolder, log: PredictionLog | None = None, token: str | None = None,
-                 settings: ServeSettings | None = None):
+    def __init__(
+        self,
+        holder: ModelHolder,
+        log: PredictionLog | None = None,
+        token: str | None = None,
+        settings: ServeSettings | None = None,
+    ):
         self.holder = holder
         self.log = log
         self.token = token.encode() if token else None
@@ -284,8 +313,12 @@ class ServingApp:
             path = scope["path"]
             if path == "/health" and scope["method"] in ("GET", "HEAD"):
                 state = self.holder.state
-                return await _respond(send, 200, orjson.dumps({"status": "alive", "model": state.name, "version": state.version}),
-                                      [(b"x-model-version", state.version.encode())])
+                return await _respond(
+                    send,
+                    200,
+                    orjson.dumps({"status": "alive", "model": state.name, "version": state.version}),
+                    [(b"x-model-version", state.version.encode())],
+                )
             if self.token is not None and not self.authorized(scope):
                 return await _respond(send, 401, UNAUTHORIZED.body(), [(b"www-authenticate", b"Bearer")])
             if path == "/invocations" and scope["method"] == "POST":
@@ -294,6 +327,7 @@ class ServingApp:
                 ready, body = self.holder.readiness()
                 return await _respond(send, 200 if ready else 503, orjson.dumps(body))
         await self.api(scope, receive, send)
+        return None
 
     async def invocations(self, scope: dict, receive: Callable, send: Send) -> None:
         try:
@@ -309,11 +343,16 @@ class ServingApp:
             return await _respond(send, exc.status, exc.body(), version_header)
         except Exception as exc:  # a server fault, not the client's: answer 500 with its name, log the traceback
             LOG.exception("prediction failed")
-            return await _respond(send, 500, orjson.dumps({"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}),
-                                  version_header)
+            return await _respond(
+                send,
+                500,
+                orjson.dumps({"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}),
+                version_header,
+            )
         if self.log is not None:
             self.log.record(state.version, request.columns, predictions)
         await _respond(send, 200, orjson.dumps({"predictions": predictions}), version_header)
+        return None
 
     def authorized(self, scope: dict) -> bool:
         for key, value in scope["headers"]:
@@ -346,8 +385,13 @@ async def _read_body(scope: dict, receive: Callable, limit: int) -> bytes:
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = ()) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*JSON, (b"content-length", str(len(body)).encode()), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*JSON, (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -358,19 +402,30 @@ def docs_app(serving: ServingApp) -> Any:
     from fastapi.responses import JSONResponse
 
     state = serving.holder.state
-    api = FastAPI(title=f"pmf serve: {state.name}", version=state.version,
-                  description="MLflow scoring protocol for a pmf model. `/invocations` accepts `dataframe_records`, "
-                              "`dataframe_split` or `inputs`; errors name the field at fault.")
+    api = FastAPI(
+        title=f"pmf serve: {state.name}",
+        version=state.version,
+        description="MLflow scoring protocol for a pmf model. `/invocations` accepts `dataframe_records`, "
+        "`dataframe_split` or `inputs`; errors name the field at fault.",
+    )
 
     @api.get("/metadata", response_model=None)
     def metadata() -> JSONResponse:
         holder = serving.holder
         current = holder.state
-        runtime = {"tensorflow_imported": "tensorflow" in sys.modules, "pid": os.getpid(), "swaps": holder.swaps,
-                   "serving": current.version, "alias_points_to": holder.alias_points_to, "last_error": holder.last_error,
-                   "refused_versions": dict(holder.refused), "polls": holder.polls, "load_attempts": holder.load_attempts,
-                   "settings": serving.settings.to_dict(),
-                   "prediction_log": serving.log.stats() if serving.log else None}
+        runtime = {
+            "tensorflow_imported": "tensorflow" in sys.modules,
+            "pid": os.getpid(),
+            "swaps": holder.swaps,
+            "serving": current.version,
+            "alias_points_to": holder.alias_points_to,
+            "last_error": holder.last_error,
+            "refused_versions": dict(holder.refused),
+            "polls": holder.polls,
+            "load_attempts": holder.load_attempts,
+            "settings": serving.settings.to_dict(),
+            "prediction_log": serving.log.stats() if serving.log else None,
+        }
         return JSONResponse({**current.metadata(), "runtime": runtime})
 
     @api.get("/health")
@@ -385,8 +440,12 @@ def docs_app(serving: ServingApp) -> Any:
 
     example = {"dataframe_records": [state.schema.example_record()]}
 
-    @api.post("/invocations", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"type": "object"}, "example": example}}}})
+    @api.post(
+        "/invocations",
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}, "example": example}}}
+        },
+    )
     def invocations() -> dict:
         """Predict raw rows (input columns: see /metadata). Answers {"predictions": [...]} and X-Model-Version."""
         raise HTTPException(500, "served by the ASGI handler")  # never reached: ServingApp handles this path
@@ -395,6 +454,7 @@ def docs_app(serving: ServingApp) -> Any:
 
 
 # ---- running it -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ServeRequest:
@@ -412,9 +472,19 @@ class ServeRequest:
     insecure: bool = False
 
     @classmethod
-    def from_args(cls, name: str, args: argparse.Namespace) -> "ServeRequest":
-        return cls(name, args.alias, args.version, args.host, args.port, args.watch_interval, args.max_rows, args.max_body_mb,
-                   not args.no_prediction_log, args.insecure)
+    def from_args(cls, name: str, args: argparse.Namespace) -> ServeRequest:
+        return cls(
+            name,
+            args.alias,
+            args.version,
+            args.host,
+            args.port,
+            args.watch_interval,
+            args.max_rows,
+            args.max_body_mb,
+            not args.no_prediction_log,
+            args.insecure,
+        )
 
 
 def run_serve(request: ServeRequest) -> int:
@@ -434,7 +504,11 @@ def run_serve(request: ServeRequest) -> int:
     except MlflowException as exc:
         from tasks.workspace import tracking_uri
 
-        print(f"pmf serve: failed: cannot read the model registry at {tracking_uri()}: {_first_line(exc)}", file=sys.stderr, flush=True)
+        print(
+            f"pmf serve: failed: cannot read the model registry at {tracking_uri()}: {_first_line(exc)}",
+            file=sys.stderr,
+            flush=True,
+        )
         return EXIT_FAILED
     except OSError as exc:  # e.g. the prediction log's folder cannot be written
         print(f"pmf serve: failed: {exc}", file=sys.stderr, flush=True)
@@ -468,8 +542,12 @@ def serve(request: ServeRequest) -> None:
         what = f"v{version}" + (f" (@{alias}, watched every {settings.watch_interval_s:g} s)" if alias else " (pinned)")
         auth = f"bearer token required ({TOKEN_ENV})" if token else f"auth off: set {TOKEN_ENV} to require a bearer token"
         host = f"[{request.host}]" if ":" in request.host else request.host
-        print(f"pmf serve: {request.name} {what} serving on http://{host}:{request.port} — {auth}; "
-              f"loaded in {time.perf_counter() - started:.2f} s", file=sys.stderr, flush=True)
+        print(
+            f"pmf serve: {request.name} {what} serving on http://{host}:{request.port} — {auth}; "
+            f"loaded in {time.perf_counter() - started:.2f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         _run_uvicorn(app, sock, log)
     finally:
         sock.close()
@@ -512,8 +590,10 @@ def resolve_version(name: str, alias: str | None, version: str | None) -> tuple[
 def check_exposure(host: str, token: str | None, insecure: bool) -> None:
     """A server reachable from other machines must require a token, unless the user says --insecure."""
     if token is None and not insecure and not is_loopback(host):
-        raise UsageError(f"--host {host} is reachable from other machines and {TOKEN_ENV} is not set: "
-                         f"set {TOKEN_ENV} to require a bearer token, or pass --insecure to serve without one")
+        raise UsageError(
+            f"--host {host} is reachable from other machines and {TOKEN_ENV} is not set: "
+            f"set {TOKEN_ENV} to require a bearer token, or pass --insecure to serve without one"
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -545,7 +625,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise UsageError(f"--port {port}: {host}:{port} is already in use; stop what listens there or pick another port") from None
+            raise UsageError(
+                f"--port {port}: {host}:{port} is already in use; stop what listens there or pick another port"
+            ) from None
         if exc.errno == errno.EACCES:
             raise UsageError(f"--port {port}: permission denied (ports below 1024 need privileges)") from None
         raise UsageError(f"--host {host}: cannot bind {host}:{port} ({exc.strerror})") from None
@@ -554,7 +636,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def _run_uvicorn(app: ServingApp, sock: socket.socket, log: PredictionLog | None) -> None:
-    """uvicorn on our socket, with the prediction log's writer on the same event loop."""
+    """Uvicorn on our socket, with the prediction log's writer on the same event loop."""
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
@@ -573,8 +655,16 @@ def _run_uvicorn(app: ServingApp, sock: socket.socket, log: PredictionLog | None
                 for sig, handler in original.items():
                     signal.signal(sig, handler)
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", loop=_best("uvloop", "asyncio"),
-                            http=_best("httptools", "h11"), backlog=2048, timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        loop=_best("uvloop", "asyncio"),
+        http=_best("httptools", "h11"),
+        backlog=2048,
+        timeout_graceful_shutdown=10,
+    )
     server = GracefulServer(config)
 
     async def main() -> None:
@@ -615,6 +705,7 @@ def _first_line(exc: BaseException) -> str:
 
 # ---- options ----------------------------------------------------------------------------------------
 
+
 def port_number(text: str) -> int:
     try:
         port = int(text)
@@ -634,6 +725,7 @@ def _positive(kind: type) -> Callable[[str], Any]:
         if not value > 0 or value != value or value == float("inf"):
             raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0")
         return value
+
     parse.__name__ = f"positive {kind.__name__}"
     return parse
 
@@ -645,20 +737,41 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     promotion settings apply."""
     parser.add_argument("--alias", default="production", help="follow this alias (default: %(default)s)")
     parser.add_argument("--version", help="serve this version, pinned: no alias watching (default: the alias's version)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s; any other than loopback "
-                                                            f"needs {TOKEN_ENV} or --insecure)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help=f"address to bind (default: %(default)s; any other than loopback needs {TOKEN_ENV} or --insecure)",
+    )
     parser.add_argument("--port", type=port_number, default=8080, help="port to bind, 1-65535 (default: %(default)s)")
-    parser.add_argument("--watch-interval", type=_positive(float), default=None, metavar="SECONDS",
-                        help="seconds between alias polls (default: the model's watch_interval_s, else "
-                             f"{DEFAULT_WATCH_INTERVAL_S:g})")
-    parser.add_argument("--max-rows", type=_positive(int), default=None, metavar="ROWS",
-                        help=f"larger requests get 413 (default: the model's max_batch_rows, else {DEFAULT_MAX_ROWS})")
-    parser.add_argument("--max-body-mb", type=_positive(float), default=None, metavar="MB",
-                        help=f"larger request bodies get 413 before they are read (default: {DEFAULT_MAX_BODY_MB:g})")
-    parser.add_argument("--insecure", action="store_true",
-                        help=f"allow a non-loopback --host without {TOKEN_ENV} (default: refused)")
-    parser.add_argument("--no-prediction-log", action="store_true",
-                        help="do not write PMF_HOME/predictions/NAME.jsonl (default: every prediction is logged)")
+    parser.add_argument(
+        "--watch-interval",
+        type=_positive(float),
+        default=None,
+        metavar="SECONDS",
+        help=f"seconds between alias polls (default: the model's watch_interval_s, else {DEFAULT_WATCH_INTERVAL_S:g})",
+    )
+    parser.add_argument(
+        "--max-rows",
+        type=_positive(int),
+        default=None,
+        metavar="ROWS",
+        help=f"larger requests get 413 (default: the model's max_batch_rows, else {DEFAULT_MAX_ROWS})",
+    )
+    parser.add_argument(
+        "--max-body-mb",
+        type=_positive(float),
+        default=None,
+        metavar="MB",
+        help=f"larger request bodies get 413 before they are read (default: {DEFAULT_MAX_BODY_MB:g})",
+    )
+    parser.add_argument(
+        "--insecure", action="store_true", help=f"allow a non-loopback --host without {TOKEN_ENV} (default: refused)"
+    )
+    parser.add_argument(
+        "--no-prediction-log",
+        action="store_true",
+        help="do not write PMF_HOME/predictions/NAME.jsonl (default: every prediction is logged)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show library logs (default: only pmf's lines)")
 
 

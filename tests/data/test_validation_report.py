@@ -3,6 +3,7 @@
 Real `pmf validate` in-process (Prefect harness, MLflow store, GX); the page is read back from the
 validate run's artifacts, as MLflow's artifact view would show it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -71,8 +72,11 @@ def test_rejected_batch_report_shows_the_terminals_counts_and_every_failure(mlfl
     assert code == 0, first
     page = report_page(mlflow_client, first, tmp_path / "first")
     passed, evaluated = terminal_counts(stderr)
-    assert report_counts(page) == {"evaluated": evaluated, "passed": passed, "failed": 0} == {
-        "evaluated": first["expectations"], "passed": first["expectations"], "failed": first["failed"]}
+    assert (
+        report_counts(page)
+        == {"evaluated": evaluated, "passed": passed, "failed": 0}
+        == {"evaluated": first["expectations"], "passed": first["expectations"], "failed": first["failed"]}
+    )
     assert "Accepted" in page
     assert external_references(page) == []
 
@@ -87,9 +91,12 @@ def test_rejected_batch_report_shows_the_terminals_counts_and_every_failure(mlfl
     assert (result["expectations"], result["failed"]) == (evaluated, evaluated - passed)
     failed = {row[0] + " " + row[1]: row[2:] for row in table_rows(page, "failed")}
     assert sorted(failed) == [
-        "body_mass_g expect_column_values_to_be_between", "island expect_column_to_exist",
-        "island expect_column_values_to_be_in_set", "island expect_column_values_to_not_be_null",
-        "species at_least_5_rows_per_class pmf"]
+        "body_mass_g expect_column_values_to_be_between",
+        "island expect_column_to_exist",
+        "island expect_column_values_to_be_in_set",
+        "island expect_column_values_to_not_be_null",
+        "species at_least_5_rows_per_class pmf",
+    ]
     # Same order as the terminal's rejection lines; island's line stands for its three rows.
     terminal_order = [f"{e['column']} {name}" for e in result["errors"] for name in [e["expectation"], *e.get("also_failed", [])]]
     assert [key.removesuffix(" pmf") for key in failed] == terminal_order
@@ -116,7 +123,10 @@ def test_a_regression_batch_counts_no_class_balance_check(mlflow_client, tmp_pat
         expectations = len(json.load(stored)["expectations"])
     assert terminal_counts(stderr) == (expectations, expectations) == (result["expectations"], result["expectations"])
     assert report_counts(report_page(mlflow_client, result, tmp_path)) == {
-        "evaluated": expectations, "passed": expectations, "failed": 0}
+        "evaluated": expectations,
+        "passed": expectations,
+        "failed": 0,
+    }
 
 
 @pytest.mark.component

@@ -1,6 +1,7 @@
 """What the terminal shows, as a user at an 80-column terminal reads it: `pmf run`, a rejection and
 `pmf models` (no line longer than 80, numbers rounded, a next step after a rejection), and the first line
 printed before the seconds of start-up."""
+
 from __future__ import annotations
 
 import contextlib
@@ -48,10 +49,16 @@ def test_numbers_are_rounded_for_people():
     assert number(1234567) == "1,234,567"
     assert metric(0.98551234) == "0.9855"
     assert metric(4097899.9999999995) == "4,097,900"
-    error = {"column": "body_mass_g", "expectation": "expect_column_values_to_be_between",
-             "expected": {"min_value": 1800.0000000001, "max_value": 7199.999999999999, "mostly": 1},
-             "observed": {"unexpected_count": 2, "unexpected_percent": 0.5813953488372093,
-                          "partial_unexpected_list": [4097899.9999999995, 4097899.9999999995, 5019500.000000001]}}
+    error = {
+        "column": "body_mass_g",
+        "expectation": "expect_column_values_to_be_between",
+        "expected": {"min_value": 1800.0000000001, "max_value": 7199.999999999999, "mostly": 1},
+        "observed": {
+            "unexpected_count": 2,
+            "unexpected_percent": 0.5813953488372093,
+            "partial_unexpected_list": [4097899.9999999995, 4097899.9999999995, 5019500.000000001],
+        },
+    }
     text = "\n".join(failure_lines(error))
     assert all(len(line) <= 80 for line in failure_lines(error))
     words = " ".join(text.split())
@@ -71,8 +78,10 @@ def test_a_long_path_is_cut_after_a_slash_so_the_shell_joins_it_again():
 
 
 def test_a_copyable_command_continues_with_a_backslash_within_80_columns():
-    lines = command_lines(["pmf", "run", "--data", "/data/incoming/" + "x" * 40 + "/penguins 2026-12.csv",
-                           "--name", "penguins", "--update-suite"], 4)
+    lines = command_lines(
+        ["pmf", "run", "--data", "/data/incoming/" + "x" * 40 + "/penguins 2026-12.csv", "--name", "penguins", "--update-suite"],
+        4,
+    )
     assert len(lines) > 1
     assert all(len(line) <= 80 for line in lines)
     assert all(line.endswith(" \\") for line in lines[:-1])
@@ -82,16 +91,19 @@ def test_a_copyable_command_continues_with_a_backslash_within_80_columns():
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_run_and_models_fit_80_columns(workspace):
-    code, text = terminal("run", "--set", "train.epochs=3",
-                          "--set", "compression.variants=[float32,dynamic_range,int8,student_scratch_int8]")
+    code, text = terminal(
+        "run", "--set", "train.epochs=3", "--set", "compression.variants=[float32,dynamic_range,int8,student_scratch_int8]"
+    )
     assert code == 0, text
     assert "pmf run · penguins · completed" in text
     assert "compression (LiteRT, test split)" in text
     assert too_wide(text) == []
     assert not FLOAT_NOISE.search(text), text
 
-    reason = ("canary rows checked by hand against the lab's own measurements of the 2026 field season, "
-              "approved by the data owner after the review of slice metrics per island and sex")
+    reason = (
+        "canary rows checked by hand against the lab's own measurements of the 2026 field season, "
+        "approved by the data owner after the review of slice metrics per island and sex"
+    )
     code, text = terminal("promote", "penguins", "--version", "1", "--to", "staging", "--reason", reason)
     assert code == 0, text
     code, text = terminal("models", "penguins")
@@ -117,7 +129,7 @@ def test_a_rejection_fits_80_columns_and_says_what_to_do_next(workspace, tmp_pat
     assert not FLOAT_NOISE.search(text), text
     assert "✗ bill_depth_mm: expect_column_to_exist" in text
     assert "3750000" in text
-    step = unwrapped(text[text.index("next step:"):])
+    step = unwrapped(text[text.index("next step:") :])
     assert f"pmf run --data {data} --name birds --update-suite" in step
     assert f"pmf run --data {data} --name birds\n" in step  # or fix the data and run again
     report = re.search(r"\S+validation_report\.html", re.sub(r"\\\n", "", step.split("full report")[1]))
@@ -131,14 +143,34 @@ def test_the_first_line_comes_before_prefect_is_imported(tmp_path):
     command's own lines: the opening line must come before any of Prefect's, and before the first stage."""
     home = tmp_path / "home"
     process = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "flows.cli", "validate", "--data", str(DATA / "penguins.csv"),
-         "--target", "species", "--name", "birds"],
-        cwd=REPO, env=pmf_env(home), capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "flows.cli",
+            "validate",
+            "--data",
+            str(DATA / "penguins.csv"),
+            "--target",
+            "species",
+            "--name",
+            "birds",
+        ],
+        cwd=REPO,
+        env=pmf_env(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert process.returncode == 0, process.stderr[-3000:]
     lines = process.stderr.splitlines()
     own = [i for i, line in enumerate(lines) if not line.startswith("import time:")]
-    prefect = [i for i, line in enumerate(lines)
-               if line.startswith("import time:") and re.fullmatch(r"prefect(\..*)?", line.split("|")[-1].strip())]
+    prefect = [
+        i
+        for i, line in enumerate(lines)
+        if line.startswith("import time:") and re.fullmatch(r"prefect(\..*)?", line.split("|")[-1].strip())
+    ]
     first_stage = next(i for i in own if lines[i].startswith("▸ "))
     assert lines[own[0]] == f"pmf validate · birds · {DATA / 'penguins.csv'}"
     assert prefect

@@ -1,5 +1,6 @@
 """What the Prefect and MLflow UIs show for a promoted, a rejected and a not-promoted run, read through
 their APIs: states and messages, run names, tags, links both ways, descriptions, datasets, metrics."""
+
 from __future__ import annotations
 
 import time
@@ -47,6 +48,7 @@ def logs_of(flow_run_id: str, containing: str, deadline_s: float = 30) -> list[s
     Prefect ships logs from a background worker, so they are polled for, with a deadline."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
     deadline = time.monotonic() + deadline_s
     while True:
         with get_client(sync_client=True) as client:
@@ -78,9 +80,11 @@ def test_promoted_then_rejected_batch_each_show_their_outcome_in_both_uis(mlflow
 
     # Links both ways, built from the UIs in use: the harness's Prefect API, `mlflow ui` on the SQLite store.
     links = result["links"]
-    assert links == {"mlflow_run": f"http://127.0.0.1:5000/#/experiments/{result['mlflow_experiment_id']}/runs/{run_id}",
-                     "prefect_flow_run": f"{prefect_base()}/runs/flow-run/{flow_run_id}",
-                     "model_version": "http://127.0.0.1:5000/#/models/penguins/versions/1"}
+    assert links == {
+        "mlflow_run": f"http://127.0.0.1:5000/#/experiments/{result['mlflow_experiment_id']}/runs/{run_id}",
+        "prefect_flow_run": f"{prefect_base()}/runs/flow-run/{flow_run_id}",
+        "model_version": "http://127.0.0.1:5000/#/models/penguins/versions/1",
+    }
     found = artifacts(flow_run_id)
     assert found["mlflow-run"].data == f"[MLflow run]({links['mlflow_run']})"  # Prefect renders a link as markdown
     assert found["model-version"].data == f"[penguins version 1]({links['model_version']})"

@@ -3,6 +3,7 @@
 Unit part: the card and the descriptions as pure markdown (bounded to MLflow's 5,000 characters).
 Store part (slow): the real three-version `penguins` registry built by `pmf run` (tests/registry/store.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,36 +24,93 @@ COLUMNS = ("island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "bo
 
 def facts(**changes) -> ModelCardFacts:
     base = {
-        "name": "penguins", "version": "4", "task": "classification", "target": "species", "input_columns": COLUMNS,
-        "classes": ("Adelie", "Chinstrap", "Gentoo"), "data_path": "/data/penguins.csv", "data_sha256": "ab" * 32,
-        "rows": {"rows_train": 240, "rows_validation": 34, "rows_test": 68}, "suite_version": 2,
-        "training": {"model": "mlp", "hidden_units": [64, 32], "dropout": 0.1, "epochs": 60, "epochs_run": 23,
-                  "parameters": 3011, "learning_rate": 0.005, "lr_schedule": "cosine", "batch_size": 32, "seed": 42,
-                  "early_stopping_patience": 8},
-        "primary_metric": "f1_macro", "metrics": {"accuracy": 0.9705882352941176, "f1_macro": 0.96512},
+        "name": "penguins",
+        "version": "4",
+        "task": "classification",
+        "target": "species",
+        "input_columns": COLUMNS,
+        "classes": ("Adelie", "Chinstrap", "Gentoo"),
+        "data_path": "/data/penguins.csv",
+        "data_sha256": "ab" * 32,
+        "rows": {"rows_train": 240, "rows_validation": 34, "rows_test": 68},
+        "suite_version": 2,
+        "training": {
+            "model": "mlp",
+            "hidden_units": [64, 32],
+            "dropout": 0.1,
+            "epochs": 60,
+            "epochs_run": 23,
+            "parameters": 3011,
+            "learning_rate": 0.005,
+            "lr_schedule": "cosine",
+            "batch_size": 32,
+            "seed": 42,
+            "early_stopping_patience": 8,
+        },
+        "primary_metric": "f1_macro",
+        "metrics": {"accuracy": 0.9705882352941176, "f1_macro": 0.96512},
         "gates": [{"name": "f1_macro", "value": 0.96512, "threshold": 0.85, "op": ">=", "passed": True, "severity": "fail"}],
         "slices": [{"column": "island", "value": "Biscoe", "rows": 33, "accuracy": 1.0, "f1_macro": 1.0}],
-        "compression": [{"variant": "keras", "metrics": {"f1_macro": 0.965}, "bytes": 40000, "gzip_bytes": 30000,
-                      "latency_ms_p50": 1.4, "passed": None, "shipped": False, "gate": "baseline", "reasons": []},
-                     {"variant": "int8", "metrics": {"f1_macro": 0.96}, "bytes": 6000, "gzip_bytes": 3000,
-                      "latency_ms_p50": 0.005, "passed": True, "shipped": True, "gate": "pass",
-                      "reasons": ["shipped int8: smallest variant within 1 pp of float32"]}],
-        "shipped_variant": "int8", "shipped_metrics": {"accuracy": 0.9705882352941176, "f1_macro": 0.96},
-        "pipeline_run_id": "r" * 32, "git_commit": "c0ffee1",
+        "compression": [
+            {
+                "variant": "keras",
+                "metrics": {"f1_macro": 0.965},
+                "bytes": 40000,
+                "gzip_bytes": 30000,
+                "latency_ms_p50": 1.4,
+                "passed": None,
+                "shipped": False,
+                "gate": "baseline",
+                "reasons": [],
+            },
+            {
+                "variant": "int8",
+                "metrics": {"f1_macro": 0.96},
+                "bytes": 6000,
+                "gzip_bytes": 3000,
+                "latency_ms_p50": 0.005,
+                "passed": True,
+                "shipped": True,
+                "gate": "pass",
+                "reasons": ["shipped int8: smallest variant within 1 pp of float32"],
+            },
+        ],
+        "shipped_variant": "int8",
+        "shipped_metrics": {"accuracy": 0.9705882352941176, "f1_macro": 0.96},
+        "pipeline_run_id": "r" * 32,
+        "git_commit": "c0ffee1",
     }
     return ModelCardFacts(**{**base, **changes})
 
 
 def move(seq: int, alias: str, to: str, came_from: str | None = None, reason: str = "champion gate passed") -> dict:
-    return {"seq": seq, "key": f"pmf.history.{seq:06d}", "time": f"2026-11-0{seq}T10:00:00+00:00", "actor": "ana",
-            "reason": reason, "alias": alias, "from_version": came_from, "to_version": to, "forced": False,
-            "kind": "promote", "metrics": {"accuracy": 0.97}}
+    return {
+        "seq": seq,
+        "key": f"pmf.history.{seq:06d}",
+        "time": f"2026-11-0{seq}T10:00:00+00:00",
+        "actor": "ana",
+        "reason": reason,
+        "alias": alias,
+        "from_version": came_from,
+        "to_version": to,
+        "forced": False,
+        "kind": "promote",
+        "metrics": {"accuracy": 0.97},
+    }
 
 
 def test_a_card_says_what_the_pipeline_knew_in_sections_with_rounded_numbers():
     card = model_card.version_card(facts())
-    for section in ("## Data", "## Training", "## Metrics (test split)", "### Per slice", "## Compression",
-                    "## Promotion", "## Load and serve", "## Lineage"):
+    for section in (
+        "## Data",
+        "## Training",
+        "## Metrics (test split)",
+        "### Per slice",
+        "## Compression",
+        "## Promotion",
+        "## Load and serve",
+        "## Lineage",
+    ):
         assert section in card
     assert "ab" * 32 in card
     assert "342 labelled (train 240, validation 34, test 68)" in card
@@ -69,9 +127,10 @@ def test_a_card_says_what_the_pipeline_knew_in_sections_with_rounded_numbers():
 
 
 def test_a_huge_model_still_fits_a_description_and_says_where_the_rest_is():
-    wide = facts(input_columns=tuple(f"pixel_{i}" for i in range(10_000)),
-                 slices=[{"column": "region", "value": f"r{i}", "rows": 10, "accuracy": 0.5, "f1_macro": 0.5}
-                         for i in range(2_000)])
+    wide = facts(
+        input_columns=tuple(f"pixel_{i}" for i in range(10_000)),
+        slices=[{"column": "region", "value": f"r{i}", "rows": 10, "accuracy": 0.5, "f1_macro": 0.5} for i in range(2_000)],
+    )
     card = model_card.version_card(wide)
     assert len(card) <= DESCRIPTION_LIMIT
     assert "pixel_39" in card
@@ -99,6 +158,7 @@ def test_the_history_table_is_newest_first_readable_and_bounded():
 
 # ---- the real registry ----------------------------------------------------------------------------
 
+
 def parent_run(version):
     return tracking.client().get_run(version.run_id)
 
@@ -119,8 +179,11 @@ def test_a_version_is_described_by_its_card_and_comes_from_the_pipeline_run(stor
     assert re.search(r"epochs: \d+ of 8", card)
     primary = re.search(r"\| \*\*(\w+)\*\* \| (0\.\d+) \| (0\.\d+) \| ✓ >= ", card)
     assert primary, card
-    evaluate = next(r for r in client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
-                if r.data.tags.get("pmf.stage") == "evaluate")
+    evaluate = next(
+        r
+        for r in client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+        if r.data.tags.get("pmf.stage") == "evaluate"
+    )
     assert float(primary.group(2)) == pytest.approx(evaluate.data.metrics[primary.group(1)], abs=5e-4)
     assert "Shipped: **float32**. Why: " in card
     assert 'mlflow.pyfunc.load_model("models:/penguins/3")' in card
@@ -163,8 +226,12 @@ def test_the_registered_model_says_what_it_predicts_and_shows_each_promotion(sto
     description = client.get_registered_model(NAME).description
     rows = [line for line in description.splitlines() if line.startswith("| 20")]
     assert [row.split(" | ")[2:4] for row in rows] == [
-        ["@production", "v3 → v1"], ["@production", "v1 → v3"], ["@staging", "v1 → v3"], ["@production", "– → v1"],
-        ["@staging", "– → v1"]]
+        ["@production", "v3 → v1"],
+        ["@production", "v1 → v3"],
+        ["@staging", "v1 → v3"],
+        ["@production", "– → v1"],
+        ["@staging", "– → v1"],
+    ]
     assert "v3 misbehaves (rollback)" in rows[0]
     assert "pytest" in rows[0]
     assert '"to_version"' not in description

@@ -1,4 +1,5 @@
 """Read pmf's validation report (HTML) the way a person reads it: the counts, the table rows, what it loads."""
+
 from __future__ import annotations
 
 import re
@@ -6,8 +7,11 @@ from html.parser import HTMLParser
 
 # Anything that makes a browser reach the network: an absolute or protocol-relative URL in an attribute,
 # a CSS url()/@import, a <script>/<link>/<iframe>/<img> element (the report needs none), any http(s) URL.
-EXTERNAL = re.compile(r"""(?:src|href|action|srcset|poster|data)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:)?//|url\s*\(|@import"""
-                      r"""|<\s*(?:script|link|iframe|img|object|embed)\b|https?://""", re.IGNORECASE)
+EXTERNAL = re.compile(
+    r"""(?:src|href|action|srcset|poster|data)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:)?//|url\s*\(|@import"""
+    r"""|<\s*(?:script|link|iframe|img|object|embed)\b|https?://""",
+    re.IGNORECASE,
+)
 
 
 def external_references(html: str) -> list[str]:

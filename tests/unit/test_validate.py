@@ -1,4 +1,5 @@
 """Data tests: an inferred suite accepts its reference batch and rejects each kind of bad batch by name."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,8 +44,15 @@ def test_missing_column_is_reported_once_as_missing(reference):
     assert not report.success
     island = [f for f in report.failures if f["column"] == "island"]
     # Its other expectations are folded into the one line, named, so the failures still account for each.
-    assert island == [{"column": "island", "expectation": "expect_column_to_exist", "observed": "column is missing", "expected": {},
-                       "also_failed": ["expect_column_values_to_be_in_set", "expect_column_values_to_not_be_null"]}]
+    assert island == [
+        {
+            "column": "island",
+            "expectation": "expect_column_to_exist",
+            "observed": "column is missing",
+            "expected": {},
+            "also_failed": ["expect_column_values_to_be_in_set", "expect_column_values_to_not_be_null"],
+        }
+    ]
     assert (report.evaluated, report.failed, len(report.passed)) == (len(suite), 3, len(suite) - 3)
 
 
@@ -72,8 +80,9 @@ def test_null_budget(reference):
 
 def test_declared_rules_join_the_suite(reference):
     frame, _, suite = reference
-    rules = ValidationConfig(rules=(ExpectationRule(expectation="ExpectColumnValuesToBeBetween",
-                                                    kwargs={"column": "body_mass_g", "min_value": 4000}),))
+    rules = ValidationConfig(
+        rules=(ExpectationRule(expectation="ExpectColumnValuesToBeBetween", kwargs={"column": "body_mass_g", "min_value": 4000}),)
+    )
     report = validate_frame(frame, suite + declared_expectations(rules), "penguins")
     assert ("body_mass_g", "expect_column_values_to_be_between") in failed(report)
 
@@ -96,8 +105,11 @@ def test_the_report_page_is_written_with_every_check(reference, tmp_path):
     frame, _, suite = reference
     report = validate_frame(frame, suite, "penguins", tmp_path / "docs")
     page = (tmp_path / "docs" / "validation_report.html").read_text(encoding="utf-8")
-    assert report_counts(page) == {"evaluated": len(suite), "passed": len(suite), "failed": 0} == {
-        "evaluated": report.evaluated, "passed": len(report.passed), "failed": report.failed}
+    assert (
+        report_counts(page)
+        == {"evaluated": len(suite), "passed": len(suite), "failed": 0}
+        == {"evaluated": report.evaluated, "passed": len(report.passed), "failed": report.failed}
+    )
     assert table_rows(page, "failed") == []
     assert len(table_rows(page, "passed")) == len(suite)
     assert [p.name for p in (tmp_path / "docs").iterdir()] == ["validation_report.html"]

@@ -1,4 +1,5 @@
 """Validation reports what GX reports on the whole suite, however wide the table; declared rules are config."""
+
 from __future__ import annotations
 
 import re
@@ -22,10 +23,12 @@ def gx_on_whole_suite(frame: pd.DataFrame, expectations: list[dict]) -> tuple[bo
 
     context = gx.get_context(mode="ephemeral")
     batch = context.data_sources.add_pandas("ref").add_dataframe_asset("ref").add_batch_definition_whole_dataframe("b")
-    suite = context.suites.add(gx.ExpectationSuite(
-        name="ref", expectations=[get_expectation_impl(e["type"])(**e["kwargs"]) for e in expectations]))
+    suite = context.suites.add(
+        gx.ExpectationSuite(name="ref", expectations=[get_expectation_impl(e["type"])(**e["kwargs"]) for e in expectations])
+    )
     result = context.validation_definitions.add(gx.ValidationDefinition(name="ref", data=batch, suite=suite)).run(
-        batch_parameters={"dataframe": frame})
+        batch_parameters={"dataframe": frame}
+    )
     failures = []
     for r in result.results:
         if not r.success:
@@ -36,8 +39,14 @@ def gx_on_whole_suite(frame: pd.DataFrame, expectations: list[dict]) -> tuple[bo
 
 
 def ours(report) -> list[tuple]:
-    return [(f["column"], f["expectation"],
-             f["observed"].get("unexpected_count") if isinstance(f["observed"], dict) else f["observed"]) for f in report.failures]
+    return [
+        (
+            f["column"],
+            f["expectation"],
+            f["observed"].get("unexpected_count") if isinstance(f["observed"], dict) else f["observed"],
+        )
+        for f in report.failures
+    ]
 
 
 def mixed_table(rows: int, numeric: int, seed: int = 0) -> pd.DataFrame:
@@ -56,24 +65,27 @@ def mixed_table(rows: int, numeric: int, seed: int = 0) -> pd.DataFrame:
 def reference():
     frame = mixed_table(400, 6)
     schema = infer_schema(frame, "label", "classification")
-    rules = ValidationConfig(rules=(ExpectationRule(expectation="ExpectColumnMeanToBeBetween",
-                                                    kwargs={"column": "n0", "min_value": -5, "max_value": 5}),))
+    rules = ValidationConfig(
+        rules=(
+            ExpectationRule(expectation="ExpectColumnMeanToBeBetween", kwargs={"column": "n0", "min_value": -5, "max_value": 5}),
+        )
+    )
     return frame, infer_expectations(frame, schema, ValidationConfig()) + declared_expectations(rules)
 
 
 def broken(frame: pd.DataFrame) -> pd.DataFrame:
     """One batch with every kind of failure the inferred suite knows, beside many columns that pass."""
     bad = frame.copy()
-    bad.loc[0, "n1"] = 1e6                                          # out of range
+    bad.loc[0, "n1"] = 1e6  # out of range
     bad["n2"] = bad["n2"].astype("str").where(bad.index != 5, "oops")  # text in a numeric column
-    bad.loc[3, "n3"] = np.inf                                       # infinite
-    bad.loc[bad.index[:200], "gappy"] = np.nan                      # over the null budget
-    bad.loc[7, "colour"] = "purple"                                 # unseen category
-    bad.loc[8, "count"] = -50                                       # integer out of range
-    bad.loc[9, "label"] = 7                                         # unseen class
-    bad.loc[bad.index[:5], "label"] = np.nan                        # missing labels
-    bad.loc[11, "day"] = "not a date"                               # unparseable date
-    bad["n0"] = bad["n0"] + 100                                     # declared rule: mean out of range
+    bad.loc[3, "n3"] = np.inf  # infinite
+    bad.loc[bad.index[:200], "gappy"] = np.nan  # over the null budget
+    bad.loc[7, "colour"] = "purple"  # unseen category
+    bad.loc[8, "count"] = -50  # integer out of range
+    bad.loc[9, "label"] = 7  # unseen class
+    bad.loc[bad.index[:5], "label"] = np.nan  # missing labels
+    bad.loc[11, "day"] = "not a date"  # unparseable date
+    bad["n0"] = bad["n0"] + 100  # declared rule: mean out of range
     return bad
 
 
@@ -116,17 +128,23 @@ def test_wide_table_counts_every_expectation_and_names_each_failure(tmp_path):
     assert report.evaluated == len(suite)
     assert not report.success
     assert [(f["column"], f["expectation"]) for f in report.failures] == [
-        ("c10", "expect_column_to_exist"), ("c20", "expect_column_values_to_be_between"),
-        ("c30", "expect_column_values_to_not_be_null")]
+        ("c10", "expect_column_to_exist"),
+        ("c20", "expect_column_values_to_be_between"),
+        ("c30", "expect_column_values_to_not_be_null"),
+    ]
     # c10's other three expectations fail with it: six failed expectations, three lines.
     assert (report.failed, len(report.passed)) == (6, len(suite) - 6)
     # The report page lists the whole suite's result, not only what GX had to compute itself.
     page = (tmp_path / "docs" / "validation_report.html").read_text(encoding="utf-8")
     assert report_counts(page) == {"evaluated": len(suite), "passed": len(suite) - 6, "failed": 6}
     assert sorted(row[:2] for row in table_rows(page, "failed")) == [
-        ["c10", "expect_column_to_exist"], ["c10", "expect_column_values_to_be_between"],
-        ["c10", "expect_column_values_to_be_in_type_list"], ["c10", "expect_column_values_to_not_be_null"],
-        ["c20", "expect_column_values_to_be_between"], ["c30", "expect_column_values_to_not_be_null"]]
+        ["c10", "expect_column_to_exist"],
+        ["c10", "expect_column_values_to_be_between"],
+        ["c10", "expect_column_values_to_be_in_type_list"],
+        ["c10", "expect_column_values_to_not_be_null"],
+        ["c20", "expect_column_values_to_be_between"],
+        ["c30", "expect_column_values_to_not_be_null"],
+    ]
     assert len(table_rows(page, "passed")) == len(suite) - 6
 
 
@@ -138,17 +156,28 @@ def test_declared_rule_on_a_column_the_batch_lacks_rejects_it_by_name(reference)
     assert [(f["column"], f["observed"]) for f in report.failures] == [("body_mas_g", "column is missing")]
 
 
-@pytest.mark.parametrize(("rule", "message"), [
-    (ExpectationRule(expectation="NoSuchThing"), "validation.rules[1] (NoSuchThing): unknown Great Expectations expectation"),
-    (ExpectationRule(expectation="ExpectColumnValuesToBeBetwen", kwargs={"column": "x", "min_value": 1}),
-     "did you mean ExpectColumnValuesToBeBetween?"),
-    (ExpectationRule(expectation="ExpectColumnValuesToBeBetween", kwargs={"column": "x", "min_value": "low"}),
-     "validation.rules[1] (ExpectColumnValuesToBeBetween): min_value: value is not a valid float"),
-    (ExpectationRule(expectation="expect_column_values_to_be_in_set", kwargs={"value_set": ["a"]}),
-     "validation.rules[1] (expect_column_values_to_be_in_set): column: field required"),
-    (ExpectationRule(expectation="ExpectColumnValuesToBeInSet", kwargs={"column": "x", "value_set": ["a"], "most": 0.9}),
-     "most: extra fields not permitted"),
-])
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (ExpectationRule(expectation="NoSuchThing"), "validation.rules[1] (NoSuchThing): unknown Great Expectations expectation"),
+        (
+            ExpectationRule(expectation="ExpectColumnValuesToBeBetwen", kwargs={"column": "x", "min_value": 1}),
+            "did you mean ExpectColumnValuesToBeBetween?",
+        ),
+        (
+            ExpectationRule(expectation="ExpectColumnValuesToBeBetween", kwargs={"column": "x", "min_value": "low"}),
+            "validation.rules[1] (ExpectColumnValuesToBeBetween): min_value: value is not a valid float",
+        ),
+        (
+            ExpectationRule(expectation="expect_column_values_to_be_in_set", kwargs={"value_set": ["a"]}),
+            "validation.rules[1] (expect_column_values_to_be_in_set): column: field required",
+        ),
+        (
+            ExpectationRule(expectation="ExpectColumnValuesToBeInSet", kwargs={"column": "x", "value_set": ["a"], "most": 0.9}),
+            "most: extra fields not permitted",
+        ),
+    ],
+)
 def test_invalid_declared_rules_are_config_errors_naming_the_rule(rule, message):
     good = ExpectationRule(expectation="ExpectColumnValuesToNotBeNull", kwargs={"column": "x"})
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -156,6 +185,13 @@ def test_invalid_declared_rules_are_config_errors_naming_the_rule(rule, message)
 
 
 def test_valid_declared_rules_pass_the_check():
-    check_declared_rules(ValidationConfig(rules=(
-        ExpectationRule(expectation="ExpectColumnValuesToBeBetween", kwargs={"column": "x", "min_value": 0, "max_value": 3}),
-        ExpectationRule(expectation="expect_table_row_count_to_be_between", kwargs={"min_value": 1}))))
+    check_declared_rules(
+        ValidationConfig(
+            rules=(
+                ExpectationRule(
+                    expectation="ExpectColumnValuesToBeBetween", kwargs={"column": "x", "min_value": 0, "max_value": 3}
+                ),
+                ExpectationRule(expectation="expect_table_row_count_to_be_between", kwargs={"min_value": 1}),
+            )
+        )
+    )
