@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from prefect.states import Completed, Failed, State
 
@@ -42,8 +43,9 @@ def add_tags(flow_run_id: str | None, tags: list[str]) -> None:
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as prefect:
-        current = prefect.read_flow_run(flow_run_id).tags
-        prefect.update_flow_run(flow_run_id, tags=[*current, *(t for t in tags if t not in current)])
+        run_id = UUID(str(flow_run_id))
+        current = prefect.read_flow_run(run_id).tags
+        prefect.update_flow_run(run_id, tags=[*current, *(t for t in tags if t not in current)])
 
 
 @dataclass(frozen=True)

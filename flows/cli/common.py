@@ -200,8 +200,9 @@ def emit(result: dict[str, Any], as_json: bool, code: int, render: Callable[[dic
     traceback goes to a log file under PMF_HOME/logs that the line (and the JSON's `log`) names.
     The terminal never shows a traceback.
     """
-    if result.get("status") == "failed" and sys.exc_info()[1] is not None:
-        result = _explain(result, sys.exc_info()[1])
+    handling = sys.exc_info()[1]
+    if result.get("status") == "failed" and handling is not None:
+        result = _explain(result, handling)
     if as_json:
         print(json.dumps(result, default=str))
     elif render is not None and "error" not in result and code != EXIT_USAGE:

@@ -11,7 +11,7 @@ import argparse
 import functools
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit, help_epilog, json_option, prepare_environment
 
@@ -328,7 +328,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from flows.promote_flow import promote_flow
 
     try:
-        result = promote_flow(args.name, args.version, args.to, settings, args.reason, args.force)
+        # Called directly, a flow returns its final state's data: the result dict.
+        result = cast(dict[str, Any], promote_flow(args.name, args.version, args.to, settings, args.reason, args.force))
     except (RegistryError, IntegrityError) as exc:  # lock not obtained, production's package tampered with
         return emit({"status": "failed", "error": str(exc)}, args.json, EXIT_FAILED, str)
     result["status"] = "promoted" if result["promoted"] else "not_promoted"

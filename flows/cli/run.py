@@ -6,7 +6,7 @@ import argparse
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from flows.cli.common import (
     EXIT_FAILED,
@@ -156,7 +156,7 @@ def _request(args: argparse.Namespace, before_store: Callable[[str, Path], None]
     from tasks.data.validate import check_declared_rules  # declared GX rules are config: checked before any data is read
 
     check_declared_rules(cfg.validation)
-    record = "update" if args.update_config else ("first" if recorded is None else None)
+    record: Literal["first", "update"] | None = "update" if args.update_config else ("first" if recorded is None else None)
     return RunRequest(
         data=data.resolve(),
         name=name,

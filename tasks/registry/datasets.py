@@ -96,8 +96,10 @@ def publish(
         if current is not None and not replace:
             return current, False  # created meanwhile by another run: theirs is the one
         version = (current.version if current else 0) + 1
+        store = _store_experiment(experiment_id, create=True)
+        assert store is not None  # create=True always returns the experiment
         run_id = start_run(
-            _store_experiment(experiment_id, create=True),
+            store,
             f"{kind}-v{version}",
             tags={"pmf.kind": kind, f"pmf.{kind}_version": str(version), **(tags or {})},
         )

@@ -425,7 +425,7 @@ def _move_locked(
         verified = verify_version(name, version)
     elif model_version.tags.get(MANIFEST_TAG) != verified:
         raise IntegrityError(f"{name} v{version}: its {MANIFEST_TAG} tag changed since its package was verified; nothing moved")
-    record = {
+    record: dict[str, Any] = {
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "actor": bounded(actor or current_actor(), MAX_ACTOR_CHARS),
         "reason": bounded(reason, MAX_REASON_CHARS),

@@ -292,14 +292,14 @@ def log_dataset(run_id: str, frame: Any, path: Path, sha256: str, context: str, 
     The digest is the file's SHA-256 cut to MLflow's digest length (the full hash is in `pmf.data_sha256`).
     MLflow infers the schema from the first rows (a column's dtype is the same in every row; inferring it
     from a million rows took 5 s) and the profile (rows, cells) is the whole frame's."""
-    import mlflow.data
+    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ii]nferred schema.*")
         warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")  # a local path: either reader
-        sample = mlflow.data.from_pandas(
+        sample = from_pandas(
             frame.head(SCHEMA_SAMPLE_ROWS),
             source=str(path),
             name=path.name,
