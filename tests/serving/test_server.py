@@ -94,21 +94,7 @@ def test_bad_requests_get_4xx_naming_the_field_and_unknown_categories_still_answ
 
 def test_every_prediction_is_logged_without_blocking(served):
     server, home = served
-    server.post(
-        {
-            "dataframe_records": [
-                {
-                    "island": "Dream",
-                    "bill_length_mm": 50.0,
-                    "bill_depth_mm": 19.0,
-                    "flipper_length_mm": 196,
-                    "body_mass_g": 3800,
-                    "sex": "female",
-                    "year": 2009,
-                }
-            ]
-        }
-    )
+    server.post({"dataframe_records": [PENGUIN]})
     log = home / "predictions" / f"{NAME}.jsonl"
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not (log.exists() and "Dream" in log.read_text()):
