@@ -20,7 +20,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.console import CONSOLE
-from flows.stages import Evaluation, Prepared, RunContext
+from flows.stages import Evaluation, Prepared, RunContext, stage
 from tasks.compression import (
     CompressionData,
     CompressionSettings,
@@ -110,7 +110,7 @@ def compress(ctx: RunContext, data: Prepared, teacher: Any, evaluation: Evaluati
     )
     n_outputs = len(schema.classes) if schema.task == "classification" else 1
     workdir = ctx.workdir / "compression"
-    with CONSOLE.stage(f"compress ({len(settings.variants)} variants)"):
+    with stage(ctx, "compress", f"compress ({len(settings.variants)} variants)") as run_id:
         futures = {
             build_variant.submit(v, teacher, arrays, schema.task, settings, workdir, ctx.cfg.train, n_outputs): v
             for v in settings.variants
@@ -118,13 +118,14 @@ def compress(ctx: RunContext, data: Prepared, teacher: Any, evaluation: Evaluati
         built = build_all(futures, len(settings.variants))
         CONSOLE.line(f"  measuring the Keras model and {len(built)} variant(s) one at a time …")
         return measure_gate_choose(
-            ctx, data, teacher, arrays, [built[v] for v in settings.variants], settings, evaluation.primary_metric
+            ctx, run_id, data, teacher, arrays, [built[v] for v in settings.variants], settings, evaluation.primary_metric
         )
 
 
 @task(name="compress-measure-gate", cache_policy=NO_CACHE)
 def measure_gate_choose(
     ctx: RunContext,
+    run_id: str,
     data: Prepared,
     teacher: Any,
     arrays: CompressionData,
@@ -132,20 +133,20 @@ def measure_gate_choose(
     settings: CompressionSettings,
     primary_metric: str,
 ) -> Compression:
+    """Measure the Keras model and every built variant on the test split, gate them, choose the one to
+    ship, and record it all in the compress stage's run `run_id` (a child run per variant)."""
     score = scorer_on_test_split(data.preprocessor, data.y["test"])
-    with tracking.stage_run(ctx.experiment_id, ctx.parent_run_id, "compress") as run_id:
-        ctx.stage_runs["compress"] = run_id
-        reports = [measure_keras(teacher, arrays.x_test, score, settings.latency, ctx.workdir / "compression" / "keras")]
-        reports += [measure_built(r, arrays, score, settings) for r in built]
-        gated = compression_gate(reports, settings, primary_metric, HIGHER_IS_BETTER.get(primary_metric, True))
-        chosen = choose_variant(gated, settings.policy)
-        final = mark_shipped(gated, chosen)
-        shipped = next(r for r in final if r.shipped)
-        _record(ctx, run_id, final, primary_metric)
-        decision = shipped.reasons[-1] if shipped.reasons else f"shipped {shipped.variant}"
-        for line in textwrap.wrap(decision, 80, initial_indent="  ", subsequent_indent="    "):
-            CONSOLE.line(line)
-        return Compression(final, shipped)
+    reports = [measure_keras(teacher, arrays.x_test, score, settings.latency, ctx.workdir / "compression" / "keras")]
+    reports += [measure_built(r, arrays, score, settings) for r in built]
+    gated = compression_gate(reports, settings, primary_metric, HIGHER_IS_BETTER.get(primary_metric, True))
+    chosen = choose_variant(gated, settings.policy)
+    final = mark_shipped(gated, chosen)
+    shipped = next(r for r in final if r.shipped)
+    _record(ctx, run_id, final, primary_metric)
+    decision = shipped.reasons[-1] if shipped.reasons else f"shipped {shipped.variant}"
+    for line in textwrap.wrap(decision, 80, initial_indent="  ", subsequent_indent="    "):
+        CONSOLE.line(line)
+    return Compression(final, shipped)
 
 
 def _record(ctx: RunContext, run_id: str, reports: list[VariantReport], primary_metric: str) -> None:

@@ -23,8 +23,12 @@ from flows.console import CONSOLE
 from tasks import processes
 from tasks.config import ConfigError, RunRequest
 from tasks.data.load import DataError
+from tasks.data.suite import DataRejected, failed_list, rejection_message
+from tasks.data.validate import ValidationReport
+from tasks.model.train import model_params
 from tasks.registry import tracking
 from tasks.run_result import RunResult
+from tasks.serving.package import model_meta
 from tasks.workspace import remove_scratch_folder, scratch_folder
 
 
@@ -54,12 +58,12 @@ def train_flow(request: RunRequest) -> State:
         if evaluation.gate.passed:
             compression = compress(ctx, data, trained.model, evaluation)
             result.compression, shipped = compression.rows(), compression.shipped
-            meta = stages.model_meta(ctx, data, shipped.variant, shipped.metrics)
+            meta = model_meta(ctx.name, data.preprocessor.schema, shipped.variant, shipped.metrics, evaluation.primary_metric)
             registered = stages.register(
                 ctx, data, Path(shipped.path).read_bytes(), _lineage(ctx, batch, result.suite_version), meta, result
             )
             result.version, result.aliases = registered["version"], registered["aliases"]
-            _link_version(ctx, result)
+            _link_version(result)
             result.model_uri, result.shipped_variant = registered["model_uri"], shipped.variant
             if request.cfg.promotion.auto_promote:
                 promotion = stages.promote(ctx, registered["version"], data.preprocessor.schema.task)
@@ -69,10 +73,10 @@ def train_flow(request: RunRequest) -> State:
         else:
             result.reasons = evaluation.gate.reasons
         result.status = "completed"
-    except (stages.DataRejected, DataError) as exc:
-        result.status, message = "data_rejected", stages.rejection_message(exc)
-        result.errors = exc.report.failures if isinstance(exc, stages.DataRejected) else exc.errors
-        if isinstance(exc, stages.DataRejected):
+    except (DataRejected, DataError) as exc:
+        result.status, message = "data_rejected", rejection_message(exc)
+        result.errors = exc.report.failures if isinstance(exc, DataRejected) else exc.errors
+        if isinstance(exc, DataRejected):
             tracking.log_metrics(ctx.parent_run_id, _validation_metrics(exc.report))
     except ConfigError as exc:  # found once the data is read (a target the stored suite does not have, ...)
         result.status, result.error = "usage_error", str(exc)
@@ -137,11 +141,11 @@ TRIGGER = "manual"  # `pmf run`; schedules and drift automations will say `sched
 
 def _parent_params(request: RunRequest) -> dict[str, Any]:
     """What the runs table should let a person compare at a glance: the batch, the config's source, the model."""
-    train = {f"train.{k}": v for k, v in stages.model_params(request.cfg.train).items()}
+    train = {f"train.{k}": v for k, v in model_params(request.cfg.train).items()}
     return {"data": str(request.data), "name": request.name, "config_source": request.config_source, **train}
 
 
-def _link_version(ctx: stages.RunContext, result: RunResult) -> None:
+def _link_version(result: RunResult) -> None:
     """The registered version's link: on the result and as a Prefect link artifact beside the MLflow run's."""
     result.links["model_version"] = tracking.model_version_url(result.registered_model, str(result.version))
     create_link_artifact(
@@ -202,11 +206,11 @@ def outcome_message(result: RunResult) -> str:
         why = "; ".join(result.reasons) or "promotion.auto_promote is off"
         return f"not promoted: {why} ({registered})"
     if result.outcome == "data_rejected":
-        return f"rejected: {len(result.errors)} expectation(s) failed ({stages.failed_list(result.errors)})"
+        return f"rejected: {len(result.errors)} expectation(s) failed ({failed_list(result.errors)})"
     return f"{'config error' if result.outcome == 'usage_error' else 'failed'}: {result.error}"
 
 
-def _validation_metrics(report: stages.ValidationReport) -> dict[str, float]:
+def _validation_metrics(report: ValidationReport) -> dict[str, float]:
     """The validation counts on the parent run, so the runs table shows them (the same numbers as the terminal's)."""
     return {"expectations": report.evaluated, "failed_expectations": report.failed}
 

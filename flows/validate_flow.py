@@ -19,6 +19,7 @@ from flows import stages, ui
 from tasks import processes
 from tasks.config import ConfigError, RunRequest
 from tasks.data.load import DataError
+from tasks.data.suite import DataRejected, rejection_message, validation_sentence
 from tasks.registry import tracking
 from tasks.run_result import json_safe
 from tasks.workspace import remove_scratch_folder, scratch_folder
@@ -62,13 +63,13 @@ def validate_flow(request: RunRequest) -> State:
         )
         _, report, version = stages.settled(stages.validate_batch(ctx, batch))
         result.update(status="valid", suite_version=version, **report.summary(), errors=[])
-        message = f"valid: {stages.validation_sentence(batch.path.name, report).removeprefix('validated ')}"
-    except stages.DataRejected as exc:
+        message = f"valid: {validation_sentence(batch.path.name, report).removeprefix('validated ')}"
+    except DataRejected as exc:
         result.update(status="data_rejected", **exc.report.summary(), errors=exc.report.failures)
-        message = stages.rejection_message(exc)
+        message = rejection_message(exc)
     except DataError as exc:
         result.update(status="data_rejected", errors=exc.errors)
-        message = stages.rejection_message(exc)
+        message = rejection_message(exc)
     except ConfigError as exc:
         result.update(status="usage_error", error=str(exc))
         message = f"config error: {exc}"

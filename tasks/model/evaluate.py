@@ -15,6 +15,8 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from tasks.data.preprocess import Preprocessor
+    from tasks.data.schema import Schema
+    from tasks.model.gates import GateDecision
 
 HIGHER_IS_BETTER = {
     "accuracy": True,
@@ -138,10 +140,34 @@ def scorer_on_test_split(preprocessor: Preprocessor, y_test: np.ndarray) -> Call
 
     Scores Keras and LiteRT outputs alike, so every compression variant is judged on the same footing."""
     task = preprocessor.schema.task
-    y_true = y_test if task == "classification" else preprocessor.decode_output(y_test.reshape(-1, 1))
+    y_true = in_target_units(preprocessor, y_test)
 
     def score(outputs: np.ndarray) -> dict[str, float]:
-        predictions = outputs if task == "classification" else preprocessor.decode_output(outputs)
-        return task_metrics(task, y_true, predictions)
+        return task_metrics(task, y_true, in_target_units(preprocessor, outputs))
 
     return score
+
+
+def in_target_units(preprocessor: Preprocessor, encoded: np.ndarray) -> np.ndarray:
+    """Encoded targets or model outputs as the metrics take them: for regression, decoded from the
+    standardized scale to the target's own units (a flat float array); for classification unchanged
+    (class indices, or probabilities per class)."""
+    if preprocessor.schema.task == "classification":
+        return encoded
+    return preprocessor.decode_output(encoded.reshape(-1, 1))
+
+
+def evaluation_plot(schema: Schema, y_true: np.ndarray, outputs: np.ndarray, folder: Path) -> Path:
+    """The plot a reviewer looks at, written to `folder`: the confusion matrix (classification) or the
+    residuals (regression). `y_true` and `outputs` as `in_target_units` gives them."""
+    if schema.task == "classification":
+        return confusion_matrix_png(y_true, outputs.argmax(axis=1), schema.classes, folder / "confusion_matrix.png")
+    return residual_plot_png(y_true, outputs, folder / "residuals.png")
+
+
+def evaluation_sentence(metrics: dict[str, float], gate: GateDecision) -> str:
+    """`test split: accuracy 0.985, f1_macro 0.982; gates passed (accuracy 0.985 >= 0.9 ✓, ...)`."""
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    # ! marks a warn-only rule that failed: reported, but it does not stop the run.
+    verdicts = ", ".join(f"{r.reason()} {'✓' if r.passed else '!' if r.severity == 'warn' else '✗'}" for r in gate.results)
+    return f"test split: {shown}; gates {'passed' if gate.passed else 'failed'} ({verdicts or 'none configured'})"

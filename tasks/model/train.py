@@ -7,6 +7,7 @@ from the last finished epoch; the folder is emptied when training completes.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from tasks.config import TrainConfig
+from tasks.config import PmfConfig, TrainConfig
 from tasks.model.builders import Task, build_cnn, build_mlp
 from tasks.model.tf_env import import_keras, import_tf
+from tasks.workspace import pmf_home
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -28,6 +30,27 @@ class TrainResult:
     epochs_run: int
     resumed_from_epoch: int
     parameters: int
+
+
+# Settings only one kind of model reads: the other kind's run does not log them (an MLP has no conv filters).
+MODEL_ONLY_PARAMS: dict[str, set[str]] = {"mlp": set(), "cnn": {"image_shape", "conv_filters", "augment"}}
+
+
+def model_params(cfg: TrainConfig) -> dict[str, Any]:
+    """The training settings that apply to the model `cfg.model` builds (what a run logs as its params)."""
+    foreign = set().union(*(keys for model, keys in MODEL_ONLY_PARAMS.items() if model != cfg.model))
+    return {k: v for k, v in cfg.model_dump().items() if k not in foreign}
+
+
+def checkpoint_key(data_sha256: str, cfg: PmfConfig) -> str:
+    """Same data + same whole config = same key (16 hex digits); any change of either = a new key."""
+    return hashlib.sha256((data_sha256 + cfg.model_dump_json()).encode()).hexdigest()[:16]
+
+
+def checkpoint_dir(name: str, data_sha256: str, cfg: PmfConfig) -> Path:
+    """`$PMF_HOME/checkpoints/<name>/<key>`: a rerun of the same data and config after an
+    interruption finds its checkpoint there and resumes."""
+    return pmf_home() / "checkpoints" / name / checkpoint_key(data_sha256, cfg)
 
 
 def build_model(cfg: TrainConfig, input_dim: int, n_outputs: int, task: Task) -> Any:

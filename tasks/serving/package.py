@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.data.preprocess import Preprocessor
+from tasks.data.schema import Schema
 
 MODEL_FILE = "model.tflite"
 PREPROCESSOR_FILE = "preprocessor.json"
@@ -204,6 +205,21 @@ class PackagedModel:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return self.preprocessor.decode_output(self.outputs(frame))
+
+
+def model_meta(name: str, schema: Schema, variant: str, metrics: dict[str, float], primary_metric: str) -> dict[str, Any]:
+    """What `model_meta.json` in a package says about the model: what it predicts from which columns,
+    which compression variant it is, and that variant's measured metrics."""
+    return {
+        "name": name,
+        "task": schema.task,
+        "target": schema.target,
+        "variant": variant,
+        "input_columns": list(schema.features),
+        "classes": list(schema.classes),
+        "metrics": metrics,
+        "primary_metric": primary_metric,
+    }
 
 
 def write_package(folder: Path, model_bytes: bytes, preprocessor: Preprocessor, meta: dict) -> tuple[dict, str]:

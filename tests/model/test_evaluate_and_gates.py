@@ -3,7 +3,9 @@ import pandas as pd
 import pytest
 
 from tasks.config import GateRule
-from tasks.model.evaluate import classification_metrics, regression_metrics, slice_metrics
+from tasks.data.preprocess import Preprocessor, fit_preprocessor
+from tasks.data.schema import infer_schema
+from tasks.model.evaluate import classification_metrics, evaluation_sentence, in_target_units, regression_metrics, slice_metrics
 from tasks.model.gates import evaluation_gate
 
 
@@ -62,3 +64,35 @@ def test_warn_rules_never_block_and_missing_metrics_fail():
     decision = evaluation_gate((GateRule(metric="r2", min=0.5),), {"r2": float("nan")})
     assert not decision.passed
     assert decision.reasons == ["r2 missing < 0.5"]
+
+
+def regression_preprocessor() -> Preprocessor:
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [10.0, 20.0, 30.0, 40.0]})
+    return fit_preprocessor(frame, infer_schema(frame, "y", "regression"))
+
+
+def test_regression_targets_and_outputs_come_back_in_the_targets_units():
+    preprocessor = regression_preprocessor()
+    encoded = preprocessor.encode_target(pd.Series([10.0, 40.0]))
+    assert in_target_units(preprocessor, encoded) == pytest.approx([10.0, 40.0])
+    assert in_target_units(preprocessor, encoded.reshape(-1, 1)) == pytest.approx([10.0, 40.0])  # model outputs: (rows, 1)
+
+
+def test_classification_outputs_stay_as_the_model_gave_them():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": ["a", "b", "a", "b"]})
+    preprocessor = fit_preprocessor(frame, infer_schema(frame, "y", "classification"))
+    probabilities = np.array([[0.2, 0.8], [0.9, 0.1]])
+    assert in_target_units(preprocessor, probabilities) is probabilities
+
+
+def test_the_evaluation_sentence_marks_passed_warned_and_failed_rules():
+    metrics = {"accuracy": 0.91234, "f1_macro": 0.8}
+    gate = evaluation_gate(
+        (GateRule(metric="accuracy", min=0.9), GateRule(metric="f1_macro", min=0.85, severity="warn")), metrics
+    )
+    assert evaluation_sentence(metrics, gate) == (
+        "test split: accuracy 0.9123, f1_macro 0.8; gates passed (accuracy 0.9123 >= 0.9 ✓, f1_macro 0.8 < 0.85 !)"
+    )
+    failed = evaluation_gate((GateRule(metric="accuracy", min=0.95),), metrics)
+    assert evaluation_sentence(metrics, failed).endswith("; gates failed (accuracy 0.9123 < 0.95 ✗)")
+    assert evaluation_sentence({}, evaluation_gate((), {})) == "test split: ; gates passed (none configured)"

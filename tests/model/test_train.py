@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.config import TrainConfig
-from tasks.model.train import balanced_class_weights, learning_rate, train_model
+from tasks.config import PmfConfig, SplitConfig, TrainConfig
+from tasks.model.train import balanced_class_weights, checkpoint_dir, checkpoint_key, learning_rate, model_params, train_model
 
 
 def test_balanced_class_weights_make_every_class_weigh_the_same_in_the_loss():
@@ -57,3 +57,30 @@ def test_a_few_epochs_on_separable_rows_learn_them_and_report_what_ran(tmp_path)
     assert result.resumed_from_epoch == 0
     accuracy = float((result.model.predict(x[150:], verbose=0).argmax(axis=1) == y[150:]).mean())
     assert accuracy >= 0.9
+
+
+def test_an_mlp_runs_params_leave_out_the_settings_only_a_cnn_reads():
+    params = model_params(TrainConfig())
+    assert not {"image_shape", "conv_filters", "augment"} & set(params)
+    assert params["hidden_units"] == (64, 32)
+
+
+def test_a_cnn_runs_params_keep_its_image_settings():
+    params = model_params(TrainConfig(model="cnn", image_shape=(8, 8, 1)))
+    assert params["image_shape"] == (8, 8, 1)
+    assert {"conv_filters", "augment"} <= set(params)
+
+
+def test_the_checkpoint_key_changes_with_the_data_or_any_setting_and_only_then():
+    cfg = PmfConfig()
+    key = checkpoint_key("a" * 64, cfg)
+    assert key == checkpoint_key("a" * 64, PmfConfig())
+    assert len(key) == 16
+    assert key != checkpoint_key("b" * 64, cfg)
+    assert key != checkpoint_key("a" * 64, PmfConfig(split=SplitConfig(seed=7)))
+
+
+def test_the_checkpoint_folder_is_under_pmf_home_per_dataset_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("PMF_HOME", str(tmp_path))
+    folder = checkpoint_dir("penguins", "a" * 64, PmfConfig())
+    assert folder == tmp_path / "checkpoints" / "penguins" / checkpoint_key("a" * 64, PmfConfig())
