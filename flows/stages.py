@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from tasks.data.validate import ValidationReport
 from tasks.data.validation_report import write_report
 from tasks.model.evaluate import evaluation_plot, evaluation_sentence, in_target_units, slice_metrics, task_metrics
 from tasks.model.gates import GateDecision, evaluation_gate
+from tasks.model.train import TrainResult
 from tasks.registry import datasets, tracking
 from tasks.run_result import json_safe
 
@@ -255,7 +256,7 @@ def preprocess(ctx: RunContext, batch: Batch, schema: Schema) -> Prepared:
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train(ctx: RunContext, data: Prepared, data_sha256: str) -> Any:
+def train(ctx: RunContext, data: Prepared, data_sha256: str) -> TrainResult:
     from tasks.model.train import checkpoint_dir, model_params, train_model
 
     cfg = ctx.cfg.train
@@ -368,7 +369,10 @@ def promote(ctx: RunContext, version: str, task_kind: str) -> dict[str, Any]:
 
     with stage(ctx, "promote") as run_id:
         settings = settings_for_config(ctx.cfg, task_kind)
-        outcome = promote_flow(ctx.name, version, "production", settings, reason=f"pipeline run {ctx.parent_run_id}")
+        # Called directly, a flow returns its final state's data: the promotion result dict.
+        outcome = cast(
+            dict[str, Any], promote_flow(ctx.name, version, "production", settings, reason=f"pipeline run {ctx.parent_run_id}")
+        )
         tracking.log_dict(run_id, json_safe(outcome), "promotion/result.json")
         tracking.log_metrics(run_id, {"promoted": float(outcome["promoted"])})
         CONSOLE.line(f"  {'promoted to @production' if outcome['promoted'] else 'not promoted'}")

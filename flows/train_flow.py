@@ -124,7 +124,7 @@ def _open_run(request: RunRequest) -> tuple[stages.RunContext, RunResult]:
     )
     create_link_artifact(
         key="mlflow-run",
-        link=result.links["mlflow_run"],
+        link=result.links["mlflow_run"] or "",
         link_text="MLflow run",
         description=f"The MLflow parent run of this flow run ({request.name}). {ui.how_to_open().get('mlflow', '')}",
     )
@@ -150,7 +150,7 @@ def _link_version(result: RunResult) -> None:
     result.links["model_version"] = tracking.model_version_url(result.registered_model, str(result.version))
     create_link_artifact(
         key="model-version",
-        link=result.links["model_version"],
+        link=result.links["model_version"] or "",
         link_text=f"{result.registered_model} version {result.version}",
         description="The model version this flow run registered, in the MLflow model registry.",
     )

@@ -109,7 +109,7 @@ def example_row(example: pd.DataFrame) -> dict[str, Any]:
 def model_metrics(facts: ModelCardFacts) -> dict[str, float]:
     """What the logged model carries: the shipped variant's test metrics (through LiteRT), size and latency."""
     shipped = next((r for r in facts.compression if r.get("shipped")), {})
-    measured = {key: shipped.get(key) for key in SHIPPED_MEASURES if isinstance(shipped.get(key), (int, float))}
+    measured = {key: float(shipped[key]) for key in SHIPPED_MEASURES if isinstance(shipped.get(key), (int, float))}
     return {**facts.shipped_metrics, **measured}
 
 

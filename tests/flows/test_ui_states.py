@@ -4,6 +4,7 @@ their APIs: states and messages, run names, tags, links both ways, descriptions,
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -66,6 +67,7 @@ def prefect_base() -> str:
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_promoted_then_rejected_batch_each_show_their_outcome_in_both_uis(mlflow_client):
+    started = datetime.now(UTC)
     code, result = pmf("run", *FAST)
     assert code == 0, result
     assert result["outcome"] == "promoted"
@@ -121,7 +123,7 @@ def test_promoted_then_rejected_batch_each_show_their_outcome_in_both_uis(mlflow
     assert {r.data.tags["pmf.kind"] for r in mlflow_client.search_runs([store.experiment_id])} == {"suite", "config"}
 
     # The promotion subflow says its own outcome too.
-    promotions = list(_flow_runs_named("penguins v1 → production"))
+    promotions = list(_flow_runs_named("penguins v1 → production", after=started))
     assert [(r.state.name, r.state.message) for r in promotions] == [("Promoted", "promoted: penguins v1 is @production")]
 
     # A broken batch: Failed/Rejected in Prefect, FAILED in MLflow, the failed expectations everywhere.
@@ -162,12 +164,14 @@ def test_promoted_then_rejected_batch_each_show_their_outcome_in_both_uis(mlflow
     assert not [m for m in logs if "Traceback" in m or "{'success'" in m]
 
 
-def _flow_runs_named(name: str) -> list:
+def _flow_runs_named(name: str, after: datetime) -> list:
+    """Flow runs of this name that started after `after` (the Prefect server is shared by the session)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterStartTime
 
+    run_filter = FlowRunFilter(name=FlowRunFilterName(any_=[name]), start_time=FlowRunFilterStartTime(after_=after))
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
+        return client.read_flow_runs(flow_run_filter=run_filter)
 
 
 @pytest.mark.usefixtures("prefect_harness")
