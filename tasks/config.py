@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tasks.compression.settings import CompressionSettings
+from tasks.frozen import Frozen
 from tasks.registry.promotion_settings import PromotionSettings
 
 
@@ -49,11 +50,7 @@ def check_name(name: str, origin: str) -> str:
     return name
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataConfig(_Frozen):
+class DataConfig(Frozen):
     path: str | None = Field(None, description="CSV or Parquet file; relative paths are resolved against the config file")
     target: str | None = None
     task: Literal["classification", "regression"] | None = Field(None, description="inferred from the target when unset")
@@ -64,14 +61,14 @@ class DataConfig(_Frozen):
     )
 
 
-class ExpectationRule(_Frozen):
+class ExpectationRule(Frozen):
     """A Great Expectations expectation declared in config, e.g. ExpectColumnValuesToBeBetween."""
 
     expectation: str
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
-class ValidationConfig(_Frozen):
+class ValidationConfig(Frozen):
     range_tolerance: float = Field(0.25, ge=0, description="numeric ranges are widened by this fraction of the observed range")
     null_margin: float = Field(0.05, ge=0, le=1, description="allowed null fraction = reference null fraction + margin")
     min_rows: int = Field(20, ge=1)
@@ -85,13 +82,13 @@ class ValidationConfig(_Frozen):
     rules: tuple[ExpectationRule, ...] = ()
 
 
-class SplitConfig(_Frozen):
+class SplitConfig(Frozen):
     test_size: float = Field(0.2, gt=0, lt=1)
     validation_size: float = Field(0.2, gt=0, lt=1, description="fraction of the remaining rows held out for early stopping")
     seed: int = 42
 
 
-class TrainConfig(_Frozen):
+class TrainConfig(Frozen):
     model: Literal["mlp", "cnn"] = "mlp"
     hidden_units: tuple[int, ...] = (64, 32)
     dropout: float = Field(0.1, ge=0, lt=1)
@@ -114,7 +111,7 @@ class TrainConfig(_Frozen):
         return self
 
 
-class GateRule(_Frozen):
+class GateRule(Frozen):
     """An absolute threshold on a test-split metric: `min` for scores, `max` for errors."""
 
     metric: str
@@ -129,7 +126,7 @@ class GateRule(_Frozen):
         return self
 
 
-class PmfConfig(_Frozen):
+class PmfConfig(Frozen):
     name: str | None = Field(None, description="dataset and registered model name")
     data: DataConfig = DataConfig()
     validation: ValidationConfig = ValidationConfig()

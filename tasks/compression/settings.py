@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from tasks.frozen import Frozen
 
 VariantName = Literal[
     "float32",
@@ -43,11 +45,7 @@ CONTROL_VARIANTS: frozenset[str] = frozenset({"student_scratch_int8"})
 Severity = Literal["fail", "warn"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FineTuneSettings(_Frozen):
+class FineTuneSettings(Frozen):
     """How a clone of the teacher is fine-tuned (pruning and QAT share the shape of this)."""
 
     epochs: int = Field(4, ge=1)
@@ -76,7 +74,7 @@ class QatSettings(FineTuneSettings):
     epochs: int = Field(3, ge=1)
 
 
-class DistillationSettings(_Frozen):
+class DistillationSettings(Frozen):
     width_factor: float = Field(0.5, gt=0, le=1, description="student width as a fraction of the teacher's")
     temperature: float = Field(4.0, gt=0, description="softens the teacher's class probabilities (classification only)")
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the hard-label loss; 1 - alpha goes to matching the teacher")
@@ -85,14 +83,14 @@ class DistillationSettings(_Frozen):
     learning_rate: float = Field(3e-3, gt=0)
 
 
-class LatencySettings(_Frozen):
+class LatencySettings(Frozen):
     warmup: int = Field(50, ge=0, description="single-row invokes discarded before timing")
     repeats: int = Field(300, ge=10, description="timed single-row invokes; p50/p99 come from these")
     batch_size: int = Field(1024, ge=1, description="rows per invoke for metrics and throughput")
     num_threads: int = Field(1, ge=1, description="LiteRT interpreter threads; 1 keeps timings comparable on a shared CPU")
 
 
-class GateSeverity(_Frozen):
+class GateSeverity(Frozen):
     """The severity of each compression gate rule (`compression.severity.latency: warn`)."""
 
     quality: Severity = Field("fail", description="the primary metric's drop against float32 within budget")
@@ -102,7 +100,7 @@ class GateSeverity(_Frozen):
     )
 
 
-class CompressionSettings(_Frozen):
+class CompressionSettings(Frozen):
     """Which variants to build, the gate's budgets and the shipping policy."""
 
     variants: tuple[VariantName, ...] = ALL_VARIANTS

@@ -7,11 +7,10 @@ inside the graph, so the same preprocessor, TFLite input and serving code fit ev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
+from tasks.data.schema import Task
 from tasks.model.tf_env import import_keras
-
-Task = Literal["classification", "regression"]
 
 
 def output_layer(keras: Any, task: Task, n_outputs: int) -> Any:

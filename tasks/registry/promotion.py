@@ -36,16 +36,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.config import DEFAULT_PRIMARY
 from tasks.model.evaluate import HIGHER_IS_BETTER, slice_metrics, task_metrics
 from tasks.model.gates import GateResult
 from tasks.registry import lifecycle, tracking
 from tasks.registry.fetch import fetch_verified, load_verified
 from tasks.registry.promotion_settings import PromotionSettings
+from tasks.registry.register import HELDOUT_ARTIFACT
 from tasks.serving.package import IntegrityError, PackagedModel
 
-HELDOUT_ARTIFACT = "heldout/test.parquet"
 COMPARISON_ARTIFACT = "promotion/comparison.json"
-DEFAULT_PRIMARY = {"classification": "f1_macro", "regression": "r2"}
 
 
 @dataclass(frozen=True)

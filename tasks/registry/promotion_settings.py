@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from tasks.frozen import Frozen
 
 
-class PromotionSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class PromotionSettings(Frozen):
     auto_promote: bool = Field(
         True,
         description="`pmf run` takes a registered candidate through staging to production; "

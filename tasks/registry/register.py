@@ -32,6 +32,7 @@ from tasks.serving.package import PACKAGE_DIR, PackagedModel, write_package
 CANDIDATE_ALIAS = "candidate"
 HELDOUT_DIR = "heldout"
 HELDOUT_FILE = "test.parquet"  # the raw test split (target included), for champion/challenger comparisons
+HELDOUT_ARTIFACT = f"{HELDOUT_DIR}/{HELDOUT_FILE}"
 MODEL_CARD_FILE = "model_card.md"
 WHOLE = 10_000_000  # the artifact is the uncut card
 # Tags MLflow itself fills in another field: the version's run_id is the pipeline run.
