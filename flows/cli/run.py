@@ -199,8 +199,11 @@ def start_command(args: argparse.Namespace, name: str, data: Path) -> None:
     MLflow, GX, TensorFlow), the MLflow store's first use and Prefect's server start; then prepare the
     workspace (which imports Prefect)."""
     from flows.console import CONSOLE
+    from tasks.workspace import check_workspace, configure_environment
 
     CONSOLE.line(f"pmf {args.command} · {name} · {data}")
+    # A read-only or full workspace is one line now, before anything is promised or imported.
+    check_workspace(configure_environment(verbose=bool(getattr(args, "verbose", False))))
     CONSOLE.line("  starting MLflow, Great Expectations and Prefect …")
     prepare_environment(args)
 

@@ -50,6 +50,15 @@ def run_pmf(home: Path, *args: str, cwd: Path, **env: str) -> tuple[int, str, fl
     return process.returncode, err, time.monotonic() - started
 
 
+def error_lines(command: str, err: str) -> list[str]:
+    """stderr without the header `pmf run · NAME · DATA` that run and validate print first."""
+    lines = err.strip().splitlines()
+    if command in ("run", "validate"):
+        assert lines[0].startswith(f"pmf {command} · "), err
+        return lines[1:]
+    return lines
+
+
 @pytest.mark.parametrize("command", [["validate", "--data", PENGUINS, "--target", "species"], ["run"], ["models"]])
 def test_a_read_only_workspace_fails_at_once_in_one_line(mount, tmp_path, command):
     home = mount("1m", read_only=True)
@@ -57,7 +66,7 @@ def test_a_read_only_workspace_fails_at_once_in_one_line(mount, tmp_path, comman
     code, err, seconds = run_pmf(home, *command, cwd=tmp_path)
 
     assert code == 1
-    assert err.strip().splitlines() == [
+    assert error_lines(command[0], err) == [
         f"pmf: failed: workspace {home} is on a read-only file system: set PMF_HOME to a writable folder"
     ]
     assert seconds < 20  # no Prefect server is waited for (it used to take 99 s)
@@ -69,7 +78,7 @@ def test_a_workspace_that_cannot_be_created_fails_in_one_line(mount, tmp_path):
     code, err, _ = run_pmf(home, "run", cwd=tmp_path)
 
     assert code == 1
-    assert err.strip().splitlines() == [
+    assert error_lines("run", err) == [
         f"pmf: failed: workspace {home} is on a read-only file system: set PMF_HOME to a writable folder"
     ]
 
@@ -81,7 +90,7 @@ def test_a_full_workspace_disk_fails_at_once_naming_the_free_space(mount, tmp_pa
     code, err, seconds = run_pmf(home, "run", cwd=tmp_path)
 
     assert code == 1
-    lines = err.strip().splitlines()
+    lines = error_lines("run", err)
     assert len(lines) == 1, err
     assert re.fullmatch(
         rf"pmf: failed: no room in workspace {home}: \d+\.\d KB free, pmf needs at least 64\.0 MB: "
