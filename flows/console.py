@@ -36,9 +36,12 @@ class Console:
         return bool(getattr(self.stream, "isatty", lambda: False)())
 
     def line(self, text: str) -> None:
-        """Print `text` on stderr, wrapped to `WIDTH` columns (see `fit`)."""
+        """Print `text` on stderr, wrapped to `WIDTH` columns (see `fit`), even while a TensorFlow
+        conversion in another thread has the process's stderr muted."""
         if self.enabled:
-            print("\n".join(fit([text])), file=self.stream, flush=True)
+            from tasks.model.tf_env import print_past_silence
+
+            print_past_silence("\n".join(fit([text])), self.stream)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:

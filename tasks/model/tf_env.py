@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
+from typing import TextIO
 
 
 def quiet_tensorflow() -> None:
@@ -53,6 +54,25 @@ def native_stderr_silenced() -> Iterator[None]:
             if _silence["depth"] == 0:
                 os.dup2(_silence["saved"], 2)
                 os.close(_silence["saved"])
+
+
+def print_past_silence(text: str, stream: TextIO) -> None:
+    """Print `text` on `stream`. When `stream` is the process's stderr and another thread has fd 2 muted
+    (`native_stderr_silenced`, e.g. a TFLite conversion), write it to the real stderr behind the mute:
+    a progress line printed during another variant's conversion is not lost."""
+    with _SILENCE_LOCK:
+        if _silence["depth"] > 0 and _fileno(stream) == 2:
+            stream.flush()
+            os.write(_silence["saved"], (text + "\n").encode())
+        else:
+            print(text, file=stream, flush=True)
+
+
+def _fileno(stream: TextIO) -> int:
+    try:
+        return stream.fileno()
+    except (AttributeError, ValueError, OSError):  # a StringIO or a closed stream: not fd 2
+        return -1
 
 
 def import_keras() -> ModuleType:
