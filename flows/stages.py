@@ -100,6 +100,23 @@ class RunContext:
         )
 
 
+def open_parent_run(
+    request: RunRequest, kind: str, run_name: str, source: str, trigger: str, extra_tags: dict[str, str] | None = None
+) -> tuple[str, str | None, str]:
+    """The flow run's MLflow parent run, tagged with its kind, Prefect flow run, batch and source; the
+    Prefect flow run tagged with the model and trigger. Returns (experiment id, flow run id, run id)."""
+    from prefect.runtime import flow_run
+
+    from flows import ui
+
+    experiment_id = tracking.ensure_experiment(request.name)
+    prefect_id = str(flow_run.id) if flow_run.id else None
+    ui.add_tags(prefect_id, ui.run_tags(request.name, trigger))
+    tags = {"pmf.kind": kind, "prefect.flow_run_id": prefect_id or "", "pmf.data": str(request.data), **(extra_tags or {})}
+    parent = tracking.start_run(experiment_id, run_name, tags={**tags, **tracking.source_tags(source)})
+    return experiment_id, prefect_id, parent
+
+
 @dataclass
 class Batch:
     frame: pd.DataFrame

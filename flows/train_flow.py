@@ -94,19 +94,9 @@ def train_flow(request: RunRequest) -> State:
 
 
 def _open_run(request: RunRequest) -> tuple[stages.RunContext, RunResult]:
-    experiment_id = tracking.ensure_experiment(request.name)
-    prefect_id = str(flow_run.id) if flow_run.id else None
-    ui.add_tags(prefect_id, ui.run_tags(request.name, TRIGGER))
-    parent = tracking.start_run(
-        experiment_id,
-        f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-        tags={
-            "pmf.kind": "pipeline",
-            "prefect.flow_run_id": prefect_id or "",
-            "pmf.data": str(request.data),
-            "pmf.trigger": TRIGGER,
-            **tracking.source_tags("pmf run"),
-        },
+    run_name = f"{request.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment_id, prefect_id, parent = stages.open_parent_run(
+        request, "pipeline", run_name, "pmf run", TRIGGER, {"pmf.trigger": TRIGGER}
     )
     tracking.log_params(parent, _parent_params(request))
     tracking.log_dict(parent, request.cfg.model_dump(mode="json"), "config.json")

@@ -31,19 +31,8 @@ TRIGGER = "manual"
 
 @flow(name="pmf-validate", flow_run_name="{request.name} · {request.data.name} (validate)", log_prints=False)
 def validate_flow(request: RunRequest) -> State:
-    experiment_id = tracking.ensure_experiment(request.name)
-    prefect_id = str(flow_run.id) if flow_run.id else None
-    ui.add_tags(prefect_id, ui.run_tags(request.name, TRIGGER))
-    parent = tracking.start_run(
-        experiment_id,
-        f"validate-{time.strftime('%Y%m%d-%H%M%S')}",
-        tags={
-            "pmf.kind": "validation",
-            "prefect.flow_run_id": prefect_id or "",
-            "pmf.data": str(request.data),
-            **tracking.source_tags("pmf validate"),
-        },
-    )
+    run_name = f"validate-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment_id, prefect_id, parent = stages.open_parent_run(request, "validation", run_name, "pmf validate", TRIGGER)
     tracking.log_params(parent, {"data": str(request.data), "name": request.name, "config_source": request.config_source})
     ctx = stages.RunContext.for_request(request, experiment_id, parent, scratch_folder("pmf-validate"))
     result: dict[str, Any] = {

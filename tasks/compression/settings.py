@@ -7,7 +7,7 @@ that names the key instead of silently falling back to the default.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator
 
@@ -23,16 +23,7 @@ VariantName = Literal[
     "distilled_int8",
     "student_scratch_int8",
 ]
-ALL_VARIANTS: tuple[VariantName, ...] = (
-    "float32",
-    "dynamic_range",
-    "float16",
-    "int8",
-    "pruned_int8",
-    "qat_int8",
-    "distilled_int8",
-    "student_scratch_int8",
-)
+ALL_VARIANTS: tuple[VariantName, ...] = get_args(VariantName)  # in build order
 # The float Keras model measured directly: a baseline row, never gated, never shipped.
 KERAS_BASELINE = "keras"
 # float32 TFLite is the reference every lossy variant is gated against.
