@@ -87,7 +87,7 @@ def help_epilog(environment: list[str], exits: dict[int, str], examples: list[st
 
 
 # Commands that run Prefect flows: their embedded server is started the way flows.embedded_server says.
-FLOW_COMMANDS = {"run", "validate", "promote"}
+FLOW_COMMANDS = {"run", "validate", "promote", "retrain", "monitor"}
 
 
 def prepare_environment(args: argparse.Namespace) -> None:
