@@ -94,6 +94,8 @@ def configure_environment(verbose: bool = False) -> Path:
         raise WorkspaceError(disk_message(home, exc)) from None
     for key, value in OFFLINE_VARIABLES.items():
         os.environ.setdefault(key, value)
+    if not os.environ.get("MLFLOW_TRACKING_URI") and not os.environ.get("PREFECT_API_URL"):
+        use_local_server(home)
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         os.environ["MLFLOW_TRACKING_URI"] = default_tracking_uri(home)
     if not os.environ.get("PREFECT_API_URL"):
@@ -107,6 +109,21 @@ def configure_environment(verbose: bool = False) -> Path:
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
     return home
+
+
+def use_local_server(home: Path) -> None:
+    """While `pmf server start` runs on this workspace: flow runs are recorded on its Prefect server (so
+    no embedded server starts) and MLflow links point at its MLflow server. MLflow itself keeps writing
+    the SQLite store that server serves: the same data, without an HTTP round trip per call.
+
+    Costs a file read and a /proc read per process (no network): asked by every command.
+    """
+    from tasks.local_server import running_server
+
+    server = running_server(home)
+    if server is not None:
+        os.environ["PREFECT_API_URL"] = server.prefect_api_url
+        os.environ.setdefault("PMF_MLFLOW_UI_URL", server.mlflow_url)
 
 
 # ---- can the workspace take writes? -------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from tasks.processes import is_alive
 PROCESS_NAMES = ("prefect", "mlflow", "runner")
 # The work pool the runner (a Prefect process worker) polls; deployments go to it without a team pool.
 WORK_POOL = "pmf-local"
+# In the environment of every process a start spawned (and their children): how `stop` knows its own.
+SERVER_ID_VARIABLE = "PMF_LOCAL_SERVER_ID"
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class ServerProcess:
     url: str | None = None
 
     def is_up(self) -> bool:
-        return is_alive(self.pid, self.started)
+        return is_alive(self.pid, self.started) and not _is_zombie(self.pid)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class ServerState:
     mlflow_port: int
     processes: dict[str, ServerProcess] = field(default_factory=dict)
     work_pool: str = WORK_POOL
+    server_id: str = ""  # every process it started carries it in its environment (see launch)
 
     @property
     def prefect_ui_url(self) -> str:
@@ -80,8 +83,19 @@ class ServerState:
         """Nothing it started is left (a crash, kill -9, a reboot): the file only misleads."""
         return self.on_this_host() and not any(self.up().values())
 
+    def with_process(self, name: str, process: ServerProcess) -> ServerState:
+        return replace(self, processes={**self.processes, name: process})
+
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "prefect_api_url": self.prefect_api_url, "mlflow_url": self.mlflow_url}
+
+
+def _is_zombie(pid: int) -> bool:
+    """An exited process its parent has not reaped yet (/proc still lists it, with its start time)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
 
 
 def state_path(home: Path) -> Path:
