@@ -16,6 +16,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from flows import ui
+from flows.alerts import announce_production_moves
 from tasks.registry.promotion import promote_version
 from tasks.registry.promotion_settings import PromotionSettings
 
@@ -51,6 +52,7 @@ def promote_flow(
         actor,
         approve=_ask_in_prefect_ui(settings) if settings.manual_approval else None,
     )
+    announce_production_moves(name, result["moves"])  # alerts and automations on `pmf.production.moved`
     create_markdown_artifact(
         key="pmf-promotion", markdown=promotion_markdown(result), description=f"promotion of {name} v{version}"
     )

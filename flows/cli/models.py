@@ -397,6 +397,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         record = rollback(args.name, args.to_version, args.reason)
     except (RegistryError, IntegrityError) as exc:  # nothing to roll back to, the lock, a tampered target
         return emit({"status": "refused", "error": str(exc)}, args.json, EXIT_FAILED, str)
+    from flows.alerts import announce_production_moves
+
+    announce_production_moves(args.name, [record])  # alerts and automations on `pmf.production.moved`
     result = {"status": "rolled_back", "name": args.name, "move": record, "aliases": aliases(args.name)}
     return emit(
         result,
