@@ -1,0 +1,354 @@
+"""What `pmf status` reports, collected: the server and its runner, the schedules and recent runs (Prefect),
+what each alias points to (the MLflow registry) and the last drift checks (the history files).
+
+Which Prefect it asks: the local server while `pmf server start` runs; the user's PREFECT_API_URL (a team
+server) when it is set; else the workspace's own Prefect database through the embedded server (a few
+seconds to start), and only once a flow run has created that database. Schedules are read from a real
+server only (the embedded one runs no scheduler). A Prefect that cannot be read leaves its sections empty
+and says why in `problems`: the registry half of the report still stands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from tasks.status.runs import RunFacts, duration_trends, iso, run_entry
+
+PMF_FLOWS = ("pmf-train", "pmf-retrain", "pmf-monitor", "pmf-validate", "pmf-promote")
+SCHEDULED_FLOWS = {"pmf-retrain": "retrain", "pmf-monitor": "monitor"}  # deployment `FLOW/NAME` -> kind
+TEAM_POOL = "pmf"  # a team server's work pool (DECISIONS: deployments go there when it exists)
+RUNS_READ = 200  # read for the list and the duration trends
+RUNS_LISTED = 50  # in `--json`; the terminal shows fewer
+
+
+@dataclass(frozen=True)
+class PrefectTarget:
+    """The Prefect `status` reads: `local` (pmf's server), `team` (the user's PREFECT_API_URL) or `embedded`."""
+
+    mode: Literal["local", "team", "embedded"]
+    api_url: str | None = None
+    ui_url: str | None = None
+    mlflow_url: str | None = None
+    runner_alive: bool = False  # the local runner's process (a team's workers are asked from the server)
+
+
+def prefect_target(user_api_url: str | None) -> PrefectTarget:
+    """Where the runs are: the user's PREFECT_API_URL (as set before pmf pointed it anywhere) wins unless it
+    is the local server's own; then the local server if it is up; else the embedded server."""
+    from tasks.local_server import running_server
+    from tasks.workspace import tracking_uri
+
+    local = running_server()
+    if local is not None and user_api_url in (None, local.prefect_api_url):
+        return PrefectTarget("local", local.prefect_api_url, local.prefect_ui_url, local.mlflow_url, local.runner_up())
+    uri = tracking_uri()
+    mlflow_url = uri if uri.startswith(("http://", "https://")) else None
+    if user_api_url:
+        return PrefectTarget("team", user_api_url.rstrip("/"), user_api_url.rstrip("/").removesuffix("/api"), mlflow_url)
+    return PrefectTarget("embedded", mlflow_url=mlflow_url)
+
+
+def collect_status(name: str | None, user_api_url: str | None, now: datetime) -> dict[str, Any]:
+    """The report `pmf status --json` prints (DESIGN.md; DECISIONS.md fixes its fields).
+
+    Raises what the MLflow store raises when it cannot be read (the caller makes that one line, exit 1)."""
+    from tasks.status.drift import last_verdicts
+    from tasks.workspace import pmf_home
+
+    target = prefect_target(user_api_url)
+    problems: list[str] = []
+    up = target.mode != "embedded" and _answers(target, problems)
+    prefect = read_prefect(target, name, now, problems) if up or target.mode == "embedded" else PrefectFindings()
+    runs = [run_entry(run, now, state_outcomes()) for run in prefect.runs]
+    return {
+        "status": "ok",
+        "model": name,
+        "checked_at": iso(now),
+        "server": {
+            "up": up,
+            "runner_up": up and (target.runner_alive if target.mode == "local" else prefect.team_runner),
+            "prefect_url": target.ui_url,
+            "mlflow_url": target.mlflow_url,
+            "mode": target.mode,
+        },
+        "schedules": prefect.schedules,
+        "runs": runs[:RUNS_LISTED],
+        "models": models_section(name, now),
+        "drift": last_verdicts(pmf_home(), name),
+        "trends": duration_trends(runs),
+        "problems": problems,
+    }
+
+
+def _answers(target: PrefectTarget, problems: list[str]) -> bool:
+    from tasks.local_server.health import prefect_answers
+
+    if target.api_url and prefect_answers(target.api_url):
+        return True
+    where = "pmf's local server" if target.mode == "local" else "PREFECT_API_URL"
+    problems.append(f"the Prefect server at {target.api_url} ({where}) does not answer: runs and schedules are not shown")
+    return False
+
+
+def state_outcomes() -> dict[str, str]:
+    """Prefect state name -> pmf outcome (`Rejected` -> `data_rejected`), from the states pmf's flows end in."""
+    from flows.ui import STATES
+
+    return {state_name: outcome for outcome, (_, state_name) in STATES.items()}
+
+
+# ---- Prefect ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PrefectFindings:
+    runs: tuple[RunFacts, ...] = ()
+    schedules: tuple[dict[str, Any], ...] | list[dict[str, Any]] = ()
+    team_runner: bool = False
+
+
+def read_prefect(target: PrefectTarget, name: str | None, now: datetime, problems: list[str]) -> PrefectFindings:
+    """Runs (newest first), schedules and a team's runner from the target's Prefect; nothing at all from a
+    workspace whose Prefect database does not exist yet (no run ever made one: nothing to start a server for)."""
+    if target.mode == "embedded" and not prefect_database_exists():
+        return PrefectFindings()
+    try:
+        with prefect_client(target) as client:
+            runs = tuple(recent_runs(client, name, now))
+            if target.mode == "embedded":
+                return PrefectFindings(runs)
+            return PrefectFindings(runs, read_schedules(client, name, now), target.mode == "team" and team_runner_up(client))
+    except Exception as exc:  # noqa: BLE001  (a Prefect that fails to answer must not hide the registry's half of the report)
+        first = (str(exc).strip().splitlines() or ["no message"])[0]
+        problems.append(f"the flow runs could not be read from Prefect ({type(exc).__name__}: {first[:200]})")
+        return PrefectFindings()
+
+
+def prefect_database_exists() -> bool:
+    """Whether the embedded server's database exists (a database that is not a SQLite file is assumed to)."""
+    from prefect.settings import get_current_settings
+
+    from tasks.workspace import sqlite_path
+
+    url = get_current_settings().server.database.connection_url
+    text = url.get_secret_value() if url is not None else ""
+    path = sqlite_path(text.replace("sqlite+aiosqlite:", "sqlite:", 1))
+    return path is None or path.exists()
+
+
+@contextmanager
+def prefect_client(target: PrefectTarget) -> Iterator[Any]:
+    """A synchronous Prefect client for the target; the embedded server starts the way pmf starts it
+    (logged to PMF_HOME/logs, recorded so a killed command's server is stopped later)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if target.api_url is None:
+        from flows.embedded_server import track_embedded_server
+
+        track_embedded_server()
+        with get_client(sync_client=True) as client:
+            yield client
+        return
+    with temporary_settings({PREFECT_API_URL: target.api_url}), get_client(sync_client=True) as client:
+        yield client
+
+
+def recent_runs(client: Any, name: str | None, now: datetime) -> list[RunFacts]:
+    """The last RUNS_READ runs of pmf's flows (of model `name`), newest first; runs the scheduler made for
+    later are left out (the schedules show the next one), late ones are kept."""
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    flows = {flow.id: flow.name for flow in client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=list(PMF_FLOWS))))}
+    if not flows:
+        return []
+    run_filter = FlowRunFilter(
+        expected_start_time=FlowRunFilterExpectedStartTime(before_=now),
+        tags=FlowRunFilterTags(all_=[f"model:{name}"]) if name else None,
+    )
+    found = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=list(PMF_FLOWS))),
+        flow_run_filter=run_filter,
+        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+        limit=RUNS_READ,
+    )
+    return [run_facts(run, flows) for run in found]
+
+
+def run_facts(run: Any, flow_names: dict[Any, str]) -> RunFacts:
+    """A Prefect FlowRun as the plain record tasks.status.runs summarises."""
+    state = run.state
+    return RunFacts(
+        flow=flow_names.get(run.flow_id, "unknown"),
+        state_type=state.type.value.lower() if state else "unknown",
+        state_name=state.name if state else "",
+        tags=tuple(run.tags),
+        parameters=dict(run.parameters or {}),
+        start=run.start_time,
+        end=run.end_time,
+        expected_start=run.expected_start_time,
+        auto_scheduled=bool(run.auto_scheduled),
+        created_by=str(run.created_by.type) if run.created_by and run.created_by.type else None,
+        id=str(run.id),
+        name=run.name,
+    )
+
+
+def read_schedules(client: Any, name: str | None, now: datetime) -> list[dict[str, Any]]:
+    """Every schedule of the `pmf-retrain/*` and `pmf-monitor/*` deployments (of `name`):
+    {model, kind, schedule, paused, next_run, deployment}, by model then kind."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowFilter, FlowFilterName
+
+    scheduled = FlowFilter(name=FlowFilterName(any_=list(SCHEDULED_FLOWS)))
+    flows = {flow.id: flow.name for flow in client.read_flows(flow_filter=scheduled)}
+    if not flows:
+        return []
+    deployments = client.read_deployments(
+        flow_filter=scheduled, deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name])) if name else None
+    )
+    entries = []
+    for deployment in deployments:
+        flow = flows.get(deployment.flow_id)
+        if flow is None:
+            continue
+        upcoming = None if deployment.paused else next_scheduled_run(client, deployment.id)
+        entries += [schedule_entry(deployment, flow, item, upcoming, now) for item in deployment.schedules]
+    return sorted(entries, key=lambda e: (e["model"], e["kind"], e["schedule"]))
+
+
+def schedule_entry(deployment: Any, flow: str, item: Any, upcoming: datetime | None, now: datetime) -> dict[str, Any]:
+    """One schedule; its next run is the run the scheduler already made for it (a deployment with one
+    schedule), else computed from the schedule. A paused one has none."""
+    from tasks.status.schedules import schedule_text
+
+    paused = bool(deployment.paused or not item.active)
+    if paused:
+        next_run = None
+    elif upcoming is not None and len(deployment.schedules) == 1:
+        next_run = upcoming
+    else:
+        next_run = computed_next_run(item.schedule, now)
+    model = deployment.parameters.get("name") if isinstance(deployment.parameters.get("name"), str) else deployment.name
+    return {
+        "model": model,
+        "kind": SCHEDULED_FLOWS[flow],
+        "schedule": schedule_text(item.schedule.model_dump()),
+        "paused": paused,
+        "next_run": iso(next_run),
+        "deployment": f"{flow}/{deployment.name}",
+    }
+
+
+def next_scheduled_run(client: Any, deployment_id: Any) -> datetime | None:
+    """When the deployment's earliest scheduled run is due (in the past when it is late), or None."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    runs = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
+        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+        limit=1,
+    )
+    return runs[0].expected_start_time if runs else None
+
+
+def computed_next_run(schedule: Any, now: datetime) -> datetime | None:
+    """The schedule's next date after `now`, as Prefect's scheduler computes it."""
+    from prefect.server.schemas import schedules
+
+    kinds: dict[str, Any] = {
+        "IntervalSchedule": schedules.IntervalSchedule,
+        "CronSchedule": schedules.CronSchedule,
+        "RRuleSchedule": schedules.RRuleSchedule,
+    }
+    kind = kinds.get(type(schedule).__name__)
+    if kind is None:
+        return None
+    dates = asyncio.run(kind.model_validate(schedule.model_dump()).get_dates(n=1, start=now))
+    return dates[0] if dates else None
+
+
+def team_runner_up(client: Any) -> bool:
+    """Whether a worker polls the team's work pool (`pmf`, else pmf's local pool on that server)."""
+    from prefect.client.schemas.objects import WorkPoolStatus
+    from prefect.exceptions import ObjectNotFound
+
+    from tasks.local_server import WORK_POOL
+
+    for pool in (TEAM_POOL, WORK_POOL):
+        try:
+            if client.read_work_pool(pool).status == WorkPoolStatus.READY:
+                return True
+        except ObjectNotFound:
+            continue
+    return False
+
+
+# ---- the registry -------------------------------------------------------------------------------
+
+
+def known_name(name: str) -> bool:
+    """Whether the workspace knows `name`: a registered model or a dataset's experiment (a first batch
+    that was rejected registers nothing, but its runs are worth a status)."""
+    from tasks.config import name_problem
+    from tasks.registry import tracking
+
+    if name_problem(name):
+        return False
+    return is_registered(name) or tracking.client().get_experiment_by_name(name) is not None
+
+
+def is_registered(name: str) -> bool:
+    """Whether `name` is a registered model (pmf's promotion locks are not)."""
+    from mlflow.exceptions import MlflowException
+
+    from tasks.registry import lifecycle, tracking
+
+    try:
+        return not lifecycle.is_lock(tracking.client().get_registered_model(name))
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+
+
+def models_section(name: str | None, now: datetime) -> list[dict[str, Any]]:
+    """Per registered model (or `name`'s, when registered): each alias's version, primary metric and age."""
+    from tasks.registry import tracking
+    from tasks.registry.lifecycle import list_models
+    from tasks.status.models import model_entry, primary_metric_of
+
+    if name is not None and not is_registered(name):
+        return []
+    entries = []
+    for model in list_models(name):
+        rows = {row["version"]: row for row in model["versions"]}
+        primary = {
+            version: primary_metric_of(
+                tracking.client().get_model_version(model["name"], version).tags.get("pmf.config"),
+                rows.get(version, {}).get("metrics", {}),
+            )
+            for version in set(model["aliases"].values())
+        }
+        entries.append(model_entry(model, primary, now))
+    return entries
