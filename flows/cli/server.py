@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit, help_epilog, prepare_environment, usage_failure
-from tasks.local_server.state import ServerState, read_state, remove_state
+from tasks.local_server.state import DEFAULT_MLFLOW_PORT, DEFAULT_PREFECT_PORT, ServerState, read_state, remove_state
 
 START_COMMAND = "pmf server start"
 
@@ -62,13 +62,26 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
             ["pmf server start", "pmf server start --port 4300 --mlflow-port 5050"],
         ),
     )
-    start.add_argument("--port", type=port_number, default=4200, help="the Prefect server's port (default: %(default)s)")
-    start.add_argument("--mlflow-port", type=port_number, default=5000, help="the MLflow server's port (default: %(default)s)")
+    start.add_argument(
+        "--port",
+        type=port_number,
+        default=DEFAULT_PREFECT_PORT,
+        metavar="N",
+        help="the Prefect server's port (default: %(default)s)",
+    )
+    start.add_argument(
+        "--mlflow-port",
+        type=port_number,
+        default=DEFAULT_MLFLOW_PORT,
+        metavar="N",
+        help="the MLflow server's port (default: %(default)s)",
+    )
     status = actions.add_parser(
         "status",
         help="each process up or down, with pid and URL",
         description="Whether each process is up (its pid alive and, for the servers, answering)\n"
         "and the runner's last heartbeat. Exit 0 whether up or down.",
+        epilog=help_epilog(["PMF_HOME"], {EXIT_OK: "up or down (the output says which)"}, ["pmf server status --json"]),
     )
     status.add_argument(
         "--json", action="store_true", help="print one JSON object: {up, runner_up, prefect_url, mlflow_url, processes}"
@@ -78,6 +91,11 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
         help="stop every process the start started, nothing else",
         description="Stop the runner (and the flow runs it started), the MLflow server and the\n"
         "Prefect server: SIGTERM, then SIGKILL after 15 s. Exit 0 also when not running.",
+        epilog=help_epilog(
+            ["PMF_HOME"],
+            {EXIT_OK: "stopped, or not running", EXIT_FAILED: "a process survived SIGKILL (its pid is printed)"},
+            ["pmf server stop"],
+        ),
     )
     return {"server": cmd_server}
 

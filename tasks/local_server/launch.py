@@ -21,11 +21,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tasks.local_server import health
-from tasks.local_server.state import SERVER_ID_VARIABLE, WORK_POOL, ServerProcess, ServerState, write_state
+from tasks.local_server.state import (
+    DEFAULT_MLFLOW_PORT,
+    DEFAULT_PREFECT_PORT,
+    SERVER_ID_VARIABLE,
+    WORK_POOL,
+    ServerProcess,
+    ServerState,
+    write_state,
+)
 from tasks.processes import start_time
 
-DEFAULT_PREFECT_PORT = 4200
-DEFAULT_MLFLOW_PORT = 5000
 HOST = "127.0.0.1"  # loopback only: neither UI has authentication
 RUNNER_NAME = health.RUNNER_NAME
 # The runner asks for due runs every 2 s (Prefect's default is 10 s): a drift event's retrain starts

@@ -19,6 +19,9 @@ from tasks.processes import is_alive
 
 # The three processes `pmf server start` runs, in the order they start (and the reverse they stop in).
 PROCESS_NAMES = ("prefect", "mlflow", "runner")
+# Documented in `pmf server start --help`: Prefect's and MLflow's own default ports.
+DEFAULT_PREFECT_PORT = 4200
+DEFAULT_MLFLOW_PORT = 5000
 # The work pool the runner (a Prefect process worker) polls; deployments go to it without a team pool.
 WORK_POOL = "pmf-local"
 # In the environment of every process a start spawned (and their children): how `stop` knows its own.
