@@ -84,6 +84,7 @@ class RunContext:
     record_config: str | None = None
     unlabelled_rows: int = 0  # set aside by the validate stage
     config_recorded: int | None = None  # the config version this run recorded with the name, if it did
+    warm_start: Any = None  # the train stage's warm-start decision (tasks.retraining.warm_start.WarmStart)
 
     @classmethod
     def for_request(cls, request: RunRequest, experiment_id: str, parent_run_id: str, workdir: Path) -> RunContext:
@@ -273,7 +274,11 @@ def preprocess(ctx: RunContext, batch: Batch, schema: Schema) -> Prepared:
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train(ctx: RunContext, data: Prepared, data_sha256: str) -> TrainResult:
+def train(ctx: RunContext, data: Prepared, data_sha256: str, warm_start: bool = False) -> TrainResult:
+    """Train the model; `warm_start` (a retrain): start from the production version's weights when they
+    still fit (tasks.retraining.warm_start), else from scratch. Which it was, and why, goes to the train
+    run (param `warm_start`, tag `pmf.warm_start_reason`), the parent run and the console; the result
+    says it in `warm_start`, and `ctx.warm_start` keeps the whole decision for the run's result."""
     from tasks.model.train import checkpoint_dir, model_params, train_model
 
     cfg = ctx.cfg.train
@@ -281,6 +286,7 @@ def train(ctx: RunContext, data: Prepared, data_sha256: str) -> TrainResult:
         tracking.log_params(run_id, model_params(cfg))
         schema = data.preprocessor.schema
         n_outputs = len(schema.classes) if schema.task == "classification" else 1
+        start = _start_weights(ctx, data, n_outputs, run_id, warm_start)
 
         def on_epoch(epoch: int, logs: dict[str, float]) -> None:
             tracking.log_metrics(run_id, logs, step=epoch)
@@ -296,6 +302,7 @@ def train(ctx: RunContext, data: Prepared, data_sha256: str) -> TrainResult:
             cfg,
             checkpoint_dir(ctx.name, data_sha256, ctx.cfg),
             on_epoch=on_epoch,
+            initial_weights=start.weights,
         )
         CONSOLE.end_epochs()
         if result.resumed_from_epoch:
@@ -308,6 +315,30 @@ def train(ctx: RunContext, data: Prepared, data_sha256: str) -> TrainResult:
         result.model.save(model_file)
         tracking.log_artifact(run_id, model_file, "float_model")
         return result
+
+
+def _start_weights(ctx: RunContext, data: Prepared, n_outputs: int, run_id: str, warm_start: bool) -> Any:
+    """The warm-start decision for this training, recorded on the train and parent runs and said on the console."""
+    from tasks.model.train import build_model
+    from tasks.retraining.warm_start import WarmStart, inputs_of, production_start
+
+    schema = data.preprocessor.schema
+    if warm_start:
+        start = production_start(
+            ctx.name,
+            inputs_of(data.preprocessor),
+            lambda: build_model(ctx.cfg.train, data.x["train"].shape[1], n_outputs, schema.task),
+        )
+    else:
+        start = WarmStart(False, "pmf run trains from scratch")
+    facts = {"warm_start": str(start.used).lower(), **({"warm_start_from": f"v{start.version}"} if start.used else {})}
+    for run in (run_id, ctx.parent_run_id):
+        tracking.log_params(run, facts)
+        tracking.set_tags(run, {"pmf.warm_start_reason": start.reason})
+    if warm_start:  # a retrain says which it was; `pmf run` always starts from scratch
+        CONSOLE.line(f"  {'warm start' if start.used else 'from scratch'}: {start.reason}")
+    ctx.warm_start = start
+    return start
 
 
 @dataclass
@@ -372,6 +403,7 @@ def register(
                 Path(folder),
                 tags,
                 facts,
+                reference=data.split.train,  # its profile is what `pmf monitor` compares with
             )
         tracking.log_dict(run_id, registered, "registration.json")
         CONSOLE.line(f"  registered {ctx.name} version {registered['version']} as @{', @'.join(registered['aliases'])}")

@@ -19,6 +19,9 @@ STATES = {
     "not_promoted": (Completed, "NotPromoted"),
     "no_new_data": (Completed, "NoNewData"),
     "valid": (Completed, "Valid"),
+    "drift": (Completed, "Drift"),  # a drift check (pmf-monitor) completes whatever its verdict
+    "no_drift": (Completed, "NoDrift"),
+    "not_enough_data": (Completed, "NotEnoughData"),
     "data_rejected": (Failed, "Rejected"),
     "usage_error": (Failed, "ConfigError"),
     "failed": (Failed, "Failed"),

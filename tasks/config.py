@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tasks.compression.settings import CompressionSettings
 from tasks.frozen import Frozen
+from tasks.monitoring.settings import MonitoringSettings
 from tasks.registry.promotion_settings import PromotionSettings
 
 
@@ -126,6 +127,20 @@ class GateRule(Frozen):
         return self
 
 
+class RetrainSettings(Frozen):
+    """What `pmf retrain` trains on besides the new batches (which it always uses whole): `all` the batches
+    trained on before (the first `pmf run`'s included), or only the newest `size` `rows` / `batches`."""
+
+    window: Literal["all", "rows", "batches"] = "all"
+    size: int | None = Field(None, ge=1, description="rows or batches in the window (window rows|batches only)")
+
+    @model_validator(mode="after")
+    def _size_with_its_window(self) -> RetrainSettings:
+        if (self.window == "all") != (self.size is None):
+            raise ValueError("retrain.size is needed with window rows or batches, and only with them")
+        return self
+
+
 class PmfConfig(Frozen):
     name: str | None = Field(None, description="dataset and registered model name")
     data: DataConfig = DataConfig()
@@ -136,6 +151,8 @@ class PmfConfig(Frozen):
     primary_metric: str | None = Field(None, description="defaults: f1_macro (classification), r2 (regression)")
     compression: CompressionSettings = CompressionSettings()
     promotion: PromotionSettings = PromotionSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    retrain: RetrainSettings = RetrainSettings()
 
     @field_validator("name")
     @classmethod

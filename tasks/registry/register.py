@@ -23,6 +23,7 @@ import pandas as pd
 
 from tasks.data.preprocess import Preprocessor
 from tasks.data.schema import Schema
+from tasks.monitoring.profile import PROFILE_TAG
 from tasks.registry import lifecycle, model_card, tracking
 from tasks.registry.fetch import MANIFEST_TAG, MODEL_SHA_TAG
 from tasks.registry.model_card import ModelCardFacts
@@ -125,6 +126,16 @@ def model_params(facts: ModelCardFacts) -> dict[str, Any]:
     }
 
 
+def store_reference_profile(pipeline_run_id: str, packaged: PackagedModel, reference: pd.DataFrame) -> str:
+    """Log the reference profile of `reference` (raw rows) and of the package's predictions on them in the
+    pipeline run; returns its artifact path (the version's `pmf.reference_profile` tag)."""
+    from tasks.monitoring.profile import PROFILE_ARTIFACT, reference_profile
+
+    predictions = packaged.predict(reference[packaged.input_columns])
+    tracking.log_dict(pipeline_run_id, reference_profile(reference, packaged.preprocessor.schema, predictions), PROFILE_ARTIFACT)
+    return PROFILE_ARTIFACT
+
+
 def package_and_register(
     pipeline_run_id: str,
     register_run_id: str,
@@ -136,16 +147,21 @@ def package_and_register(
     workdir: Path,
     tags: dict[str, str],
     facts: ModelCardFacts,
+    reference: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Log the pyfunc in the pipeline run, register it with its card; returns {model_uri, model_id, version, ...}.
 
     `facts`: the card's facts (version and model URI are filled in here). `register_run_id`: the
-    register stage's run, which records the logged model's metrics."""
+    register stage's run, which records the logged model's metrics. `reference`: the training split's
+    raw rows, whose profile (and the package's predictions on them) is stored for drift checks."""
     package_dir = workdir / PACKAGE_DIR
     meta, manifest_sha256 = write_package(package_dir, model_bytes, preprocessor, meta)
     example = input_example(sample, preprocessor)
-    predictions = PackagedModel.load(package_dir, manifest_sha256).predict(example)
+    packaged = PackagedModel.load(package_dir, manifest_sha256)
+    predictions = packaged.predict(example)
     tags = pmf_tags(tags)
+    if reference is not None:
+        tags[PROFILE_TAG] = store_reference_profile(pipeline_run_id, packaged, reference)
     lineage = {k: v for k, v in tags.items() if k != "pmf.config"}  # the config is a param of the logged model
     model_uri, model_id = tracking.log_pyfunc_model(
         pipeline_run_id, package_dir, example, pd.Series(predictions, name="prediction"), model_params(facts), lineage
