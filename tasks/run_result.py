@@ -1,7 +1,8 @@
 """The result of one `pmf run`: one typed object, built by the flow, printed by `--json`, rendered by the summary.
 
 Its JSON keys are the contract in DESIGN.md (`status`, `registered_model`, `version`, `promoted`, `aliases`,
-`metrics`, `gates`, `compression`, `mlflow_run_id`, `prefect_flow_run_id`, `errors` on rejection, `trigger`),
+`metrics`, `gates`, `compression`, `mlflow_run_id`, `prefect_flow_run_id`, `errors` on rejection, `trigger`,
+`warm_start`; a retrain's `batches` and `drift`),
 plus `outcome` (DECISIONS.md's outcome names) and `links` (`mlflow_run`, `prefect_flow_run`, `model_version`:
 URLs into the UIs, None where there is nothing to link to).
 """
@@ -37,6 +38,14 @@ class RunResult:
     gates: list[dict[str, Any]] = field(default_factory=list)
     slices: list[dict[str, Any]] = field(default_factory=list)
     training: dict[str, Any] | None = None
+    # Whether training started from the production version's weights, and why (a retrain warm-starts
+    # when they fit; `pmf run` trains from scratch); None until the train stage ran.
+    warm_start: bool | None = None
+    warm_start_reason: str | None = None
+    # A retrain's batches: `new` (trained on now), `rejected` (with their failed expectations), `skipped`
+    # (trained on or rejected before), `window` (what older data went with them); None for `pmf run`.
+    batches: dict[str, Any] | None = None
+    drift: dict[str, Any] | None = None  # the drift summary that triggered a retrain, as the monitor sent it
     compression: list[dict[str, Any]] = field(default_factory=list)
     shipped_variant: str | None = None
     model_uri: str | None = None

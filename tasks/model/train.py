@@ -30,6 +30,7 @@ class TrainResult:
     epochs_run: int
     resumed_from_epoch: int
     parameters: int
+    warm_start: bool = False  # started from given weights (a retrain from production), not from scratch
 
 
 # Settings only one kind of model reads: the other kind's run does not log them (an MLP has no conv filters).
@@ -99,10 +100,15 @@ def train_model(
     checkpoint_dir: Path,
     on_epoch: EpochCallback | None = None,
     extra_callbacks: tuple[Any, ...] = (),
+    initial_weights: list[np.ndarray] | None = None,
 ) -> TrainResult:
+    """Train a model built from `cfg`; `initial_weights` (shaped as that model's: the caller checked) start
+    it where another model left off (warm start), else it starts from seeded random weights."""
     keras = import_keras()
     keras.utils.set_random_seed(cfg.seed)
     model = build_model(cfg, x_train.shape[1], n_outputs, task)
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
     steps_per_epoch = int(np.ceil(len(x_train) / cfg.batch_size))
     compile_model(model, task, learning_rate(cfg, steps_per_epoch * cfg.epochs))
     resumed = _checkpointed_epoch(checkpoint_dir)
@@ -121,7 +127,12 @@ def train_model(
     )
     epochs_run = resumed + len(history.epoch)
     return TrainResult(
-        model, {k: [float(v) for v in vals] for k, vals in history.history.items()}, epochs_run, resumed, model.count_params()
+        model,
+        {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        epochs_run,
+        resumed,
+        model.count_params(),
+        initial_weights is not None,
     )
 
 
