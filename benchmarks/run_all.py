@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ["bench_pipeline.py", "bench_validation.py", "bench_compression.py", "bench_model_load.py", "bench_serving.py"]
+BENCHMARKS = [
+    "bench_pipeline.py",
+    "bench_validation.py",
+    "bench_compression.py",
+    "bench_model_load.py",
+    "bench_serving.py",
+    "bench_server_overhead.py",
+    "bench_drift_latency.py",
+]
 
 if __name__ == "__main__":
     for script in BENCHMARKS:
