@@ -269,5 +269,7 @@ def _batch_lines(batches: dict[str, Any]) -> list[str]:
     lines += [f"- skipped (seen before): {b['file']}" for b in batches.get("skipped", [])]
     window = batches.get("window")
     if window:
-        lines.append(f"- window: {window['description']}: {window['older_batches']} older batch(es), {window['older_rows']:,} rows")
+        lines.append(
+            f"- window: {window['description']}: {window['older_batches']} older batch(es), {window['older_rows']:,} rows"
+        )
     return lines

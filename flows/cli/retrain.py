@@ -52,7 +52,12 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     )
     retrain.add_argument("name", metavar="NAME", help="the dataset and registered model name (trained by `pmf run` first)")
     source = retrain.add_mutually_exclusive_group()
-    source.add_argument("--data", type=Path, metavar="PATH", help="one batch file (CSV or Parquet) instead of a folder")
+    source.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH",
+        help="one batch file, CSV or Parquet (default: the batch files in the incoming folder)",
+    )
     source.add_argument(
         "--incoming", type=Path, metavar="DIR", help="the folder new batches arrive in (default: $PMF_HOME/incoming/NAME/)"
     )
