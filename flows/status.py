@@ -10,18 +10,15 @@ and says why in `problems`: the registry half of the report still stands.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from tasks.status.runs import RunFacts, duration_trends, iso, run_entry
 
 PMF_FLOWS = ("pmf-train", "pmf-retrain", "pmf-monitor", "pmf-validate", "pmf-promote")
-SCHEDULED_FLOWS = {"pmf-retrain": "retrain", "pmf-monitor": "monitor"}  # deployment `FLOW/NAME` -> kind
-TEAM_POOL = "pmf"  # a team server's work pool (DECISIONS: deployments go there when it exists)
 RUNS_READ = 200  # read for the list and the duration trends
 RUNS_LISTED = 50  # in `--json`; the terminal shows fewer
 
@@ -58,7 +55,6 @@ def collect_status(name: str | None, user_api_url: str | None, now: datetime) ->
 
     Raises what the MLflow store raises when it cannot be read (the caller makes that one line, exit 1)."""
     from tasks.status.drift import last_verdicts
-    from tasks.workspace import pmf_home
 
     target = prefect_target(user_api_url)
     problems: list[str] = []
@@ -79,7 +75,7 @@ def collect_status(name: str | None, user_api_url: str | None, now: datetime) ->
         "schedules": prefect.schedules,
         "runs": runs[:RUNS_LISTED],
         "models": models_section(name, now),
-        "drift": last_verdicts(pmf_home(), name),
+        "drift": last_verdicts(name),
         "trends": duration_trends(runs),
         "problems": problems,
     }
@@ -108,7 +104,7 @@ def state_outcomes() -> dict[str, str]:
 @dataclass
 class PrefectFindings:
     runs: tuple[RunFacts, ...] = ()
-    schedules: tuple[dict[str, Any], ...] | list[dict[str, Any]] = ()
+    schedules: list[dict[str, Any]] = field(default_factory=list)
     team_runner: bool = False
 
 
@@ -122,11 +118,25 @@ def read_prefect(target: PrefectTarget, name: str | None, now: datetime, problem
             runs = tuple(recent_runs(client, name, now))
             if target.mode == "embedded":
                 return PrefectFindings(runs)
-            return PrefectFindings(runs, read_schedules(client, name, now), target.mode == "team" and team_runner_up(client))
+            return PrefectFindings(runs, read_schedules(name), target.mode == "team" and team_runner_up(client))
     except Exception as exc:  # noqa: BLE001  (a Prefect that fails to answer must not hide the registry's half of the report)
-        first = (str(exc).strip().splitlines() or ["no message"])[0]
-        problems.append(f"the flow runs could not be read from Prefect ({type(exc).__name__}: {first[:200]})")
+        problems.append(f"the flow runs could not be read from Prefect: {failure_line(exc)}")
         return PrefectFindings()
+
+
+def failure_line(exc: BaseException) -> str:
+    """`Type: first line of the message (details: LOG)`; the traceback goes to the log, never the terminal."""
+    import traceback
+
+    from tasks.workspace import log_path
+
+    first = (str(exc).strip().splitlines() or ["no message"])[0][:200]
+    try:
+        path = log_path("status-error")
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    except OSError:
+        return f"{type(exc).__name__}: {first}"
+    return f"{type(exc).__name__}: {first} (details: {path})"
 
 
 def prefect_database_exists() -> bool:
@@ -206,86 +216,12 @@ def run_facts(run: Any, flow_names: dict[Any, str]) -> RunFacts:
     )
 
 
-def read_schedules(client: Any, name: str | None, now: datetime) -> list[dict[str, Any]]:
-    """Every schedule of the `pmf-retrain/*` and `pmf-monitor/*` deployments (of `name`):
-    {model, kind, schedule, paused, next_run, deployment}, by model then kind."""
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowFilter, FlowFilterName
+def read_schedules(name: str | None) -> list[dict[str, Any]]:
+    """Every schedule of the `pmf-retrain/*` and `pmf-monitor/*` deployments (of `name`), as
+    `pmf schedule --list` shows them: {model, kind, schedule, paused, next_run}."""
+    from flows.deployments import list_schedules
 
-    scheduled = FlowFilter(name=FlowFilterName(any_=list(SCHEDULED_FLOWS)))
-    flows = {flow.id: flow.name for flow in client.read_flows(flow_filter=scheduled)}
-    if not flows:
-        return []
-    deployments = client.read_deployments(
-        flow_filter=scheduled, deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name])) if name else None
-    )
-    entries = []
-    for deployment in deployments:
-        flow = flows.get(deployment.flow_id)
-        if flow is None:
-            continue
-        upcoming = None if deployment.paused else next_scheduled_run(client, deployment.id)
-        entries += [schedule_entry(deployment, flow, item, upcoming, now) for item in deployment.schedules]
-    return sorted(entries, key=lambda e: (e["model"], e["kind"], e["schedule"]))
-
-
-def schedule_entry(deployment: Any, flow: str, item: Any, upcoming: datetime | None, now: datetime) -> dict[str, Any]:
-    """One schedule; its next run is the run the scheduler already made for it (a deployment with one
-    schedule), else computed from the schedule. A paused one has none."""
-    from tasks.status.schedules import schedule_text
-
-    paused = bool(deployment.paused or not item.active)
-    if paused:
-        next_run = None
-    elif upcoming is not None and len(deployment.schedules) == 1:
-        next_run = upcoming
-    else:
-        next_run = computed_next_run(item.schedule, now)
-    model = deployment.parameters.get("name") if isinstance(deployment.parameters.get("name"), str) else deployment.name
-    return {
-        "model": model,
-        "kind": SCHEDULED_FLOWS[flow],
-        "schedule": schedule_text(item.schedule.model_dump()),
-        "paused": paused,
-        "next_run": iso(next_run),
-        "deployment": f"{flow}/{deployment.name}",
-    }
-
-
-def next_scheduled_run(client: Any, deployment_id: Any) -> datetime | None:
-    """When the deployment's earliest scheduled run is due (in the past when it is late), or None."""
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterId,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    runs = client.read_flow_runs(
-        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
-        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-        limit=1,
-    )
-    return runs[0].expected_start_time if runs else None
-
-
-def computed_next_run(schedule: Any, now: datetime) -> datetime | None:
-    """The schedule's next date after `now`, as Prefect's scheduler computes it."""
-    from prefect.server.schemas import schedules
-
-    kinds: dict[str, Any] = {
-        "IntervalSchedule": schedules.IntervalSchedule,
-        "CronSchedule": schedules.CronSchedule,
-        "RRuleSchedule": schedules.RRuleSchedule,
-    }
-    kind = kinds.get(type(schedule).__name__)
-    if kind is None:
-        return None
-    dates = asyncio.run(kind.model_validate(schedule.model_dump()).get_dates(n=1, start=now))
-    return dates[0] if dates else None
+    return [entry for entry in list_schedules() if name is None or entry["model"] == name]
 
 
 def team_runner_up(client: Any) -> bool:
@@ -293,9 +229,9 @@ def team_runner_up(client: Any) -> bool:
     from prefect.client.schemas.objects import WorkPoolStatus
     from prefect.exceptions import ObjectNotFound
 
-    from tasks.local_server import WORK_POOL
+    from flows.deployments import LOCAL_POOL, TEAM_POOL
 
-    for pool in (TEAM_POOL, WORK_POOL):
+    for pool in (TEAM_POOL, LOCAL_POOL):
         try:
             if client.read_work_pool(pool).status == WorkPoolStatus.READY:
                 return True

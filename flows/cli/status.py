@@ -16,6 +16,7 @@ from typing import Any
 from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit, help_epilog, json_option
 
 SHOWN_RUNS = 10  # a screenful; `--json` lists more
+MIN_CUT_WIDTH = 12  # a name cut to fit a table keeps at least this much
 VERDICTS = {"drift": "drift", "no_drift": "no drift", "not_enough_data": "not enough data"}
 
 
@@ -105,7 +106,7 @@ def schedule_lines(schedules: list[Mapping[str, Any]], server: Mapping[str, Any]
         [s["model"], s["kind"], s["schedule"], "paused" if s["paused"] else _minute(s["next_run"]), _relative(s["next_run"], now)]
         for s in schedules
     ]
-    return ["schedules (next run, UTC)", *table(["model", "kind", "schedule", "next run", ""], rows)]
+    return ["schedules (next run, UTC)", *table(["model", "kind", "schedule", "next run", ""], rows, shrink=(0, 2))]
 
 
 def run_lines(runs: list[Mapping[str, Any]], now: datetime) -> list[str]:
@@ -125,7 +126,10 @@ def run_lines(runs: list[Mapping[str, Any]], now: datetime) -> list[str]:
         for run in runs[:SHOWN_RUNS]
     ]
     shown = f"last {min(len(runs), SHOWN_RUNS)} runs" if len(runs) > 1 else "last run"
-    return [f"{shown} (newest first, UTC)", *table(["started", "flow", "model", "trigger", "took", "outcome"], rows, right={4})]
+    return [
+        f"{shown} (newest first, UTC)",
+        *table(["started", "flow", "model", "trigger", "took", "outcome"], rows, right=frozenset({4}), shrink=(2,)),
+    ]
 
 
 def outcome_text(run: Mapping[str, Any]) -> str:
@@ -160,15 +164,13 @@ def model_lines(models: list[Mapping[str, Any]]) -> list[str]:
 
 
 def drift_lines(drift: list[Mapping[str, Any]], now: datetime) -> list[str]:
-    from flows.console import number
-
     if not drift:
         return []
     lines = ["drift (last check)"]
     for check in drift:
         version = f" v{check['version']}" if check.get("version") else ""
         verdict = VERDICTS.get(str(check.get("verdict")), "drift" if check["drifted"] else "no drift")
-        share = f"  share {number(check['drift_share'])}" if check.get("drift_share") is not None else ""
+        share = f"  {check['drift_share']:.0%} of features" if isinstance(check.get("drift_share"), (int, float)) else ""
         when = f"{_minute(check['checked_at'])} ({_relative(check['checked_at'], now)})"
         lines.append(f"  {check['model']}{version}  {verdict}  {when}{share}")
         if check["top_features"]:
@@ -192,24 +194,44 @@ def trend_lines(trends: list[Mapping[str, Any]]) -> list[str]:
         ]
         for t in trends
     ]
-    return ["durations (completed runs)", *table(None, rows)]
+    return ["durations (completed runs)", *table(None, rows, shrink=(1,))]
 
 
 def table(
-    header: list[str] | None, rows: list[list[str]], indent: int = 2, right: frozenset[int] | set[int] = frozenset()
+    header: list[str] | None,
+    rows: list[list[str]],
+    indent: int = 2,
+    right: frozenset[int] = frozenset(),
+    shrink: tuple[int, ...] = (),
 ) -> list[str]:
-    """Rows as columns two spaces apart, each as wide as its widest cell (columns in `right` right-aligned);
-    the last column is not padded. A row longer than the terminal is wrapped by `fit`."""
-    lines = [header] if header else []
-    widths = [max(len(str(cells[i])) for cells in [*lines, *rows]) for i in range(len(rows[0]))] if rows else []
+    """Rows as columns two spaces apart, each as wide as its widest cell (columns in `right` right-aligned;
+    the last one not padded). When that is wider than 80 columns, the columns in `shrink` (names, schedules)
+    give up the difference, widest first, their longer cells cut with `…` (`--json` has them whole)."""
+    from flows.console import WIDTH
+
+    everything = [header, *rows] if header else rows
+    if not everything:
+        return []
+    widths = [max(len(str(cells[i])) for cells in everything) for i in range(len(everything[0]))]
+    excess = indent + sum(widths) + 2 * (len(widths) - 1) - WIDTH
+    while excess > 0 and (cuttable := [i for i in shrink if widths[i] > MIN_CUT_WIDTH]):
+        widest = max(cuttable, key=lambda i: widths[i])
+        cut = min(excess, widths[widest] - MIN_CUT_WIDTH)
+        widths[widest] -= cut
+        excess -= cut
     out = []
-    for cells in [*lines, *rows]:
+    for cells in everything:
+        texts = [_cut(str(cell), width) for cell, width in zip(cells, widths, strict=True)]
         padded = [
-            str(cell).rjust(width) if i in right else str(cell).ljust(width) if i < len(cells) - 1 else str(cell)
-            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+            t.rjust(w) if i in right else t.ljust(w) if i < len(texts) - 1 else t
+            for i, (t, w) in enumerate(zip(texts, widths, strict=True))
         ]
         out.append((" " * indent + "  ".join(padded)).rstrip())
     return out
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # ---- times for people ---------------------------------------------------------------------------

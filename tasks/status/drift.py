@@ -1,30 +1,11 @@
-"""The last drift verdict per model, from the history `pmf monitor` appends to: `$PMF_HOME/monitoring/NAME.jsonl`,
-one JSON object per check ({checked_at, model, version, rows, verdict, drifted, drift_share, top_features, ...})."""
+"""The last drift verdict per model, from the history `pmf monitor` appends to (tasks.monitoring.history:
+`$PMF_HOME/monitoring/NAME.jsonl`, one JSON object per check)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 TOP_FEATURES = 3  # the most drifted columns a status line names
-
-
-def history_folder(home: Path) -> Path:
-    return home / "monitoring"
-
-
-def last_record(text: str) -> dict[str, Any] | None:
-    """The newest readable check in a history file's text: its last line that is a JSON object (a line cut
-    by a crash mid-write, or edited by hand, is passed over)."""
-    for line in reversed(text.splitlines()):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            return record
-    return None
 
 
 def verdict_entry(model: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -41,17 +22,18 @@ def verdict_entry(model: str, record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def last_verdicts(home: Path, name: str | None = None) -> list[dict[str, Any]]:
-    """The last check of each model (or of `name`) with a history under `home`, by model name.
-    An unreadable file is skipped: the history is a record for people, not a source of truth."""
-    folder = history_folder(home)
-    paths = [folder / f"{name}.jsonl"] if name else sorted(folder.glob("*.jsonl"))
+def last_verdicts(name: str | None = None) -> list[dict[str, Any]]:
+    """The last check of each model with a history (or of `name`), by model name. A history whose last
+    line does not parse (cut by a crash mid-write) is left out: it is a record for people, not a source of truth."""
+    from tasks.monitoring.history import history_path, last_check
+
+    names = [name] if name else sorted(path.stem for path in history_path("any").parent.glob("*.jsonl"))
     entries = []
-    for path in paths:
+    for model in names:
         try:
-            record = last_record(path.read_text(encoding="utf-8"))
+            record = last_check(model)
         except (OSError, UnicodeDecodeError):
             continue
-        if record is not None:
-            entries.append(verdict_entry(path.stem, record))
+        if isinstance(record, dict):
+            entries.append(verdict_entry(model, record))
     return entries
