@@ -113,8 +113,8 @@ def train_to_production(
     Once trained, the batches in `keep` are recorded as trained on (a copy of each file in the store,
     tasks.retraining.batches), so a retrain knows them and can rebuild its window from them."""
     data = stages.preprocess(ctx, batch, schema)
-    trained = stages.train(ctx, data, batch.sha256, warm_start)
-    keep_batches(ctx, keep, "pmf retrain" if warm_start else "pmf run")
+    with kept_once_trained(ctx, keep, "pmf retrain" if warm_start else "pmf run"):
+        trained = stages.train(ctx, data, batch.sha256, warm_start)
     result.warm_start, result.warm_start_reason = trained.warm_start, ctx.warm_start.reason if ctx.warm_start else None
     evaluation = stages.evaluate(ctx, data, trained.model)
     result.training = {
@@ -145,13 +145,12 @@ def train_to_production(
     result.status = "completed"
 
 
-def keep_batches(ctx: stages.RunContext, batches: Sequence[stages.Batch], source: str) -> None:
-    """Record each batch as trained on by this run: a file copy into the store, nothing re-encoded
-    (it costs a copy of the file on `pmf run`); a content the store already has is not copied again."""
-    from tasks.retraining.batches import keep_batch
+def kept_once_trained(ctx: stages.RunContext, batches: Sequence[stages.Batch], source: str) -> Any:
+    """Around the training: the batches are copied into the store meanwhile (a file copy in a background
+    thread: no time added to the run) and count as trained on by this run once the training completed."""
+    from tasks.retraining.batches import kept_once_done
 
-    for batch in batches:
-        keep_batch(ctx.name, batch.path, batch.sha256, len(batch.frame), source, ctx.parent_run_id)
+    return kept_once_done(ctx.name, [(b.path, b.sha256, len(b.frame)) for b in batches], source, ctx.parent_run_id)
 
 
 def log_training_data(ctx: stages.RunContext, batch: stages.Batch, target: str | None) -> None:

@@ -9,7 +9,9 @@ Runs are kept in the order they were recorded: the first `pmf run`'s batch first
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,17 +79,47 @@ def rejected_hashes(name: str) -> set[str]:
     return {run.data.tags["pmf.batch_sha256"] for run in _records(name, REJECTED)}
 
 
-def keep_batch(name: str, path: Path, sha256: str, rows: int, source: str, trained_by: str) -> bool:
-    """Record that `name` was trained on this batch, with a copy of the file (the store's artifact copy:
-    a file copy, no re-encoding). Returns False when the store already has this content."""
-    if any(run.data.tags.get("pmf.batch_sha256") == sha256 for run in _records(name, TRAINED)):
-        return False
-    run_id = _open_record(
-        name, TRAINED, path, sha256, {"pmf.batch_rows": str(rows), "pmf.batch_source": source, "pmf.trained_by": trained_by}
-    )
-    tracking.log_artifact(run_id, path, BATCH_ARTIFACT)
-    tracking.end_run(run_id)
-    return True
+@contextmanager
+def kept_once_done(name: str, batches: Sequence[tuple[Path, str, int]], source: str, trained_by: str) -> Iterator[None]:
+    """Record the (path, sha256, rows) `batches` as trained on by run `trained_by` once the block completes.
+
+    Each file is copied into the store (a file copy, no re-encoding) in a background thread while the
+    block runs (the training), so keeping it adds no time to the run; a content the store already has is
+    not copied again. A record counts once FINISHED: if the block raises, the records end FAILED."""
+    stored = {run.data.tags.get("pmf.batch_sha256") for run in _records(name, TRAINED)}
+    pending = [(path, sha, rows) for path, sha, rows in batches if sha not in stored]
+    runs = [
+        (
+            _open_record(
+                name, TRAINED, path, sha, {"pmf.batch_rows": str(rows), "pmf.batch_source": source, "pmf.trained_by": trained_by}
+            ),
+            path,
+        )
+        for path, sha, rows in pending
+    ]
+    errors: list[BaseException] = []
+    copying = threading.Thread(target=_copy_all, args=(runs, errors), name="pmf-keep-batches", daemon=True)
+    copying.start()
+    try:
+        yield
+    except BaseException:
+        copying.join()
+        for run_id, _ in runs:
+            tracking.end_run(run_id, "FAILED")
+        raise
+    copying.join()
+    for run_id, _ in runs:
+        tracking.end_run(run_id, "FAILED" if errors else "FINISHED")
+    if errors:
+        raise errors[0]
+
+
+def _copy_all(runs: Sequence[tuple[str, Path]], errors: list[BaseException]) -> None:
+    try:
+        for run_id, path in runs:
+            tracking.log_artifact(run_id, path, BATCH_ARTIFACT)
+    except Exception as exc:  # noqa: BLE001  (handed to the caller's thread, which raises it)
+        errors.append(exc)
 
 
 def record_rejected(name: str, path: Path, sha256: str, errors: list[dict[str, Any]], rejected_by: str) -> None:
