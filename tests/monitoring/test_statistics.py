@@ -115,3 +115,16 @@ def test_binned_psi_of_a_shift_is_large_and_of_the_same_distribution_small(rng):
 def test_category_counts_put_unknown_values_in_the_last_bucket():
     values = pd.Series(["a", "b", "a", "zebra", "c?"])
     assert st.category_counts(values, ["a", "b"]).tolist() == [2, 1, 2]
+
+
+@pytest.mark.parametrize(("sizes", "ties"), [((300, 1000), False), ((1000, 300), False), ((50, 5000), True)])
+def test_wasserstein_equals_scipys(rng, sizes, ties):
+    u, v = rng.normal(size=sizes[0]), rng.normal(0.3, 2, size=sizes[1])
+    if ties:
+        u, v = np.round(u), np.round(v)
+    assert st.wasserstein(u, v) == pytest.approx(stats.wasserstein_distance(u, v), rel=1e-12)
+
+
+def test_category_counts_of_numbers_read_as_text():
+    values = pd.Series([2007, 2008, 2008, 1999]).astype("str")
+    assert st.category_counts(values, ["2007", "2008"]).tolist() == [1, 2, 1]
