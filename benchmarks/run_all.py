@@ -14,6 +14,7 @@ BENCHMARKS = [
     "bench_model_load.py",
     "bench_serving.py",
     "bench_server_overhead.py",
+    "bench_drift.py",
     "bench_drift_latency.py",
 ]
 
