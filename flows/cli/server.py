@@ -12,10 +12,13 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit, help_epilog, prepare_environment, usage_failure
 from tasks.local_server.state import DEFAULT_MLFLOW_PORT, DEFAULT_PREFECT_PORT, ServerState, read_state, remove_state
+
+if TYPE_CHECKING:
+    from tasks.local_server.launch import Ports, StartFailed
 
 START_COMMAND = "pmf server start"
 
@@ -132,7 +135,7 @@ def note(text: str) -> None:
 
 
 def start(home: Path, state: ServerState | None, args: argparse.Namespace) -> int:
-    from tasks.local_server.launch import PortInUse, Ports, StartFailed, check_ports, start_server
+    from tasks.local_server.launch import PortInUse, Ports, StartFailed, check_ports
 
     if state is not None and all(state.up().values()) and len(state.up()) == 3:
         print(f"pmf server: already running on {home}", file=sys.stderr)
@@ -148,18 +151,28 @@ def start(home: Path, state: ServerState | None, args: argparse.Namespace) -> in
     except PortInUse as exc:
         return usage_failure(str(exc), False)
     print(f"pmf server · starting on {home} (first start: ~30 s, migrating the stores)", file=sys.stderr)
-    try:
-        state = start_server(home, ports, before_runner=skip_missed_runs)
-    except StartFailed as exc:
+    started = launch(home, ports)
+    if isinstance(started, StartFailed):
         stop_all(home)
-        error = f"{exc.part} {exc.reason}; everything started was stopped. Its log: {exc.log}"
+        error = f"{started.part} {started.reason}; everything started was stopped. Its log: {started.log}"
         return emit({"status": "failed", "error": error}, False, EXIT_FAILED)
+    print("\n".join(url_lines(started)))
+    print(f"  logs        {home / 'logs'}/server-*.log\nstop it with: pmf server stop")
+    return EXIT_OK
+
+
+def launch(home: Path, ports: Ports) -> ServerState | StartFailed:
+    """The started server, or the part that failed: returned, not raised, so it is said in one line with
+    its log (no traceback file of an expected failure). An interruption stops what was started."""
+    from tasks.local_server.launch import StartFailed, start_server
+
+    try:
+        return start_server(home, ports, before_runner=skip_missed_runs)
+    except StartFailed as exc:
+        return exc
     except BaseException:  # interrupted (Ctrl-C, SIGTERM, SIGHUP) or a bug: leave nothing half-started
         stop_all(home)
         raise
-    print("\n".join(url_lines(state)))
-    print(f"  logs        {home / 'logs'}/server-*.log\nstop it with: pmf server stop")
-    return EXIT_OK
 
 
 def url_lines(state: ServerState) -> list[str]:

@@ -117,6 +117,9 @@ def environment(home: Path, ports: Ports, server_id: str) -> dict[str, str]:
         # Flow runs write the same store directly (faster than through the server), and link to its UI.
         "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
         "PMF_MLFLOW_UI_URL": state.mlflow_url,
+        # MLflow's job runner (GenAI scorers, prompt optimisation; pmf uses none) is eight more processes
+        # and a folder in /dev/shm that outlives the server.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "PYTHONUNBUFFERED": "1",  # log lines reach the file as they are written
     }
     env.pop("PREFECT_UI_URL", None)  # derived from PREFECT_API_URL
@@ -161,14 +164,17 @@ def start_server(home: Path, ports: Ports, before_runner: Callable[[str], object
         for name in ("prefect", "mlflow"):
             state = state.with_process(name, spawn(name, lines[name], env, home))
             write_state(home, state)
-        wait_healthy(state, "prefect", lambda: health.prefect_answers(state.prefect_api_url), deadline)
-        wait_healthy(state, "mlflow", lambda: health.mlflow_answers(state.mlflow_url), deadline)
+        checks = {
+            "prefect": lambda: health.prefect_answers(state.prefect_api_url),
+            "mlflow": lambda: health.mlflow_answers(state.mlflow_url),
+        }
+        wait_healthy(state, checks, deadline)
     if before_runner is not None:
         before_runner(state.prefect_api_url)
     runner_started = datetime.now(UTC)
     state = state.with_process("runner", spawn("runner", lines["runner"], env, home))
     write_state(home, state)
-    wait_healthy(state, "runner", lambda: runner_registered(state.prefect_api_url, runner_started), deadline)
+    wait_healthy(state, {"runner": lambda: runner_registered(state.prefect_api_url, runner_started)}, deadline)
     return state
 
 
@@ -201,12 +207,17 @@ def first_start_locks(home: Path) -> Iterator[None]:
 PART_NAMES = {"prefect": "the Prefect server", "mlflow": "the MLflow server", "runner": "the runner"}
 
 
-def wait_healthy(state: ServerState, name: str, answers: Callable[[], bool], deadline: float) -> None:
-    """Poll `answers` until it holds; StartFailed as soon as the process exits, or at the deadline."""
-    process = state.processes[name]
-    while not answers():
-        if not process.is_up():
-            raise StartFailed(PART_NAMES[name], "exited during start", Path(process.log))
-        if time.monotonic() > deadline:
-            raise StartFailed(PART_NAMES[name], f"did not answer within {START_TIMEOUT_S:.0f}s", Path(process.log))
-        time.sleep(0.25)  # another process coming up: nothing to be notified by
+def wait_healthy(state: ServerState, checks: dict[str, Callable[[], bool]], deadline: float) -> None:
+    """Poll each part's check until all hold; StartFailed as soon as one's process exits, or at the deadline."""
+    pending = dict(checks)
+    while pending:
+        for name, answers in list(pending.items()):
+            process = state.processes[name]
+            if answers():
+                del pending[name]
+            elif not process.is_up():
+                raise StartFailed(PART_NAMES[name], "exited during start", Path(process.log))
+            elif time.monotonic() > deadline:
+                raise StartFailed(PART_NAMES[name], f"did not answer within {START_TIMEOUT_S:.0f}s", Path(process.log))
+        if pending:
+            time.sleep(0.25)  # other processes coming up: nothing to be notified by

@@ -180,3 +180,21 @@ def test_without_a_running_server_commands_keep_the_embedded_default(clean_envir
     configure_environment()
     assert "PREFECT_API_URL" not in os.environ
     assert os.environ["PREFECT_HOME"] == str(clean_environment / "prefect")
+
+
+def test_a_part_that_exits_during_start_is_named_with_its_log_at_once(tmp_path):
+    """A real process that exits at once: the wait ends there (not at the deadline), naming the part and its log."""
+    import time
+
+    from tasks.local_server.launch import StartFailed, spawn, wait_healthy
+
+    failing = spawn(
+        "mlflow", [sys.executable, "-c", "import sys; print('no store'); sys.exit(1)", "--port", "1"], dict(os.environ), tmp_path
+    )
+    state = state_of(mlflow=failing)
+    started = time.monotonic()
+    with pytest.raises(StartFailed, match="the MLflow server exited during start") as failure:
+        wait_healthy(state, {"mlflow": lambda: False}, deadline=time.monotonic() + 60)
+    assert time.monotonic() - started < 10
+    assert failure.value.log == tmp_path / "logs" / "server-mlflow.log"
+    assert "no store" in failure.value.log.read_text()
