@@ -135,3 +135,29 @@ def test_a_feature_missing_from_the_window_is_all_missing():
     weight = by_column(check_drift(profile_of(800), current, labels(400, 4), SETTINGS))["weight"]
     assert weight["missing_rate"] == 1.0
     assert weight["value"] is None
+
+
+def test_regression_predictions_are_compared_as_numbers():
+    schema = Schema(target="y", task="regression", numeric=("size", "weight"), categorical=("colour",), datetime=())
+    reference = table(800, 1)
+    profile = reference_profile(reference, schema, reference["size"].to_numpy() * 3)
+    assert profile["prediction"]["kind"] == "number"
+    same = check_drift(profile, table(400, 3), table(400, 3)["size"].to_numpy() * 3, SETTINGS)
+    moved = check_drift(profile, table(400, 3), table(400, 3)["size"].to_numpy() * 3 + 5, SETTINGS)
+    assert same["prediction_drift"]["statistic"] == "ks"
+    assert (same["prediction_drift"]["drifted"], moved["prediction_drift"]["drifted"]) == (False, True)
+
+
+def test_dates_are_compared_as_times():
+    schema = Schema(target="y", task="classification", numeric=(), categorical=(), datetime=("day",), classes=("a", "b"))
+
+    def days(start: str, rows: int) -> pd.DataFrame:
+        stamps = pd.date_range(start, periods=rows, freq="h").astype("str").to_series(index=range(rows))
+        return pd.DataFrame({"day": stamps.where(stamps.index % 50 != 0, None)})
+
+    profile = reference_profile(days("2026-01-01", 500), schema, labels(500, 2))
+    assert profile["features"]["day"]["datetime"] is True
+    later = by_column(check_drift(profile, days("2026-06-01", 500), labels(500, 2), SETTINGS))["day"]
+    assert later["missing_rate"] == pytest.approx(0.02)
+    assert later["drifted"] is True
+    assert by_column(check_drift(profile, days("2026-01-01", 500), labels(500, 2), SETTINGS))["day"]["drifted"] is False
