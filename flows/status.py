@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from tasks.status.runs import RunFacts, duration_trends, iso, run_entry
@@ -194,7 +194,12 @@ def recent_runs(client: Any, name: str | None, now: datetime) -> list[RunFacts]:
         sort=FlowRunSort.EXPECTED_START_TIME_DESC,
         limit=RUNS_READ,
     )
-    return [run_facts(run, flows) for run in found]
+    # Newest first by when each run started (a run an automation made waits a moment for the runner).
+    return sorted((run_facts(run, flows) for run in found), key=_began, reverse=True)
+
+
+def _began(run: RunFacts) -> datetime:
+    return run.start or run.expected_start or datetime.min.replace(tzinfo=UTC)
 
 
 def run_facts(run: Any, flow_names: dict[Any, str]) -> RunFacts:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from tasks.config import DEFAULT_PRIMARY
+from tasks.status.runs import iso
 
 # Aliases in the order people read them: what serves first.
 ALIAS_ORDER = ("production", "staging", "candidate")
@@ -45,12 +46,12 @@ def model_entry(model: Mapping[str, Any], primary: Mapping[str, str | None], now
     for alias, version in sorted(model["aliases"].items(), key=lambda item: alias_order(item[0])):
         row = rows.get(str(version), {})
         metric = primary.get(str(version))
-        created = row.get("created")
+        created = datetime.fromisoformat(row["created"]) if row.get("created") else None
         aliases[alias] = {
             "version": str(version),
             "primary_metric": metric,
             "value": row.get("metrics", {}).get(metric) if metric else None,
-            "age_s": (now - datetime.fromisoformat(created)).total_seconds() if created else None,
-            "created": created,
+            "age_s": (now - created).total_seconds() if created else None,
+            "created": iso(created),
         }
     return {"name": model["name"], "aliases": aliases}

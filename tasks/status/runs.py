@@ -81,8 +81,8 @@ def duration_s(run: RunFacts, now: datetime) -> float | None:
 
 
 def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC, to the second (`2026-11-29T14:35:02+00:00`), or None."""
-    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
+    """ISO 8601 in UTC, to the second, as pmf writes times everywhere (`2026-11-29T14:35:02Z`), or None."""
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def run_entry(run: RunFacts, now: datetime, state_outcomes: Mapping[str, str]) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def test_each_alias_shows_its_version_metric_and_age_production_first():
         "primary_metric": "accuracy",
         "value": 0.97,
         "age_s": 2 * 86_400.0,
-        "created": "2026-11-27T15:00:00+00:00",
+        "created": "2026-11-27T15:00:00Z",
     }
     assert entry["aliases"]["candidate"]["age_s"] == 1800.0
 

@@ -77,7 +77,7 @@ def test_an_entry_has_the_documented_fields_in_iso_utc():
         "model": "penguins",
         "state": "completed",
         "trigger": "manual",
-        "started": "2026-11-29T14:00:00+00:00",
+        "started": "2026-11-29T14:00:00Z",
         "duration_s": 3.0,
         "outcome": "promoted",
         "name": "",
@@ -88,7 +88,7 @@ def test_an_entry_has_the_documented_fields_in_iso_utc():
 def test_a_late_run_shows_when_it_was_due():
     due = NOW - timedelta(minutes=5)
     entry = run_entry(run(state_type="scheduled", state_name="Late", expected_start=due), NOW, state_outcomes())
-    assert entry["started"] == "2026-11-29T14:55:00+00:00"
+    assert entry["started"] == "2026-11-29T14:55:00Z"
     assert entry["duration_s"] is None
 
 
