@@ -346,9 +346,10 @@ def delete_drift_automation(client: SyncPrefectClient, name: str) -> list[str]:
 # ---- runs that must not pile up --------------------------------------------------------------------
 
 
-def skip_missed_runs(now: datetime | None = None) -> int:
+def skip_missed_runs(now: datetime | None = None, models: list[str] | None = None) -> int:
     """Cancel the scheduled pmf runs whose time passed while the server was down, all but the most recent
     one of each deployment (it runs as soon as the runner is up); returns how many were cancelled.
+    `models` limits it to those names' deployments (default: every model's).
 
     `pmf server start` calls it before the runner starts, so a server down for a week does not
     start a week of retrains at once."""
@@ -360,7 +361,8 @@ def skip_missed_runs(now: datetime | None = None) -> int:
     cancelled = 0
     with get_client(sync_client=True) as client:
         missed: dict[UUID, list[FlowRun]] = defaultdict(list)
-        for run in _scheduled_runs(client, [d.id for d in pmf_deployments(client)]):
+        chosen = [d.id for d in pmf_deployments(client) if models is None or d.name in models]
+        for run in _scheduled_runs(client, chosen):
             if run.deployment_id and run.expected_start_time and run.expected_start_time < moment:
                 missed[run.deployment_id].append(run)
         for runs in missed.values():

@@ -37,7 +37,9 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
             ],
         ),
     )
-    actions = parser.add_subparsers(dest="alerts_action", required=True, metavar="ACTION", title="actions")
+    actions = parser.add_subparsers(
+        dest="alerts_action", required=True, metavar="ACTION", title="actions", help="add, list or remove (one is required)"
+    )
     add = actions.add_parser("add", help="alert a webhook", description="Alert a webhook on some or all kinds.")
     add.add_argument("--webhook", required=True, metavar="URL", help="http(s) URL the alert is POSTed to (required)")
     add.add_argument("--on", metavar="KINDS", help="comma-separated: failure,data_rejected,drift,promotion (default: all four)")

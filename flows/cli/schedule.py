@@ -51,13 +51,15 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
             ],
         ),
     )
-    parser.add_argument("name", nargs="?", help="registered model name (all but --list need it)")
+    parser.add_argument("name", nargs="?", help="registered model name (default: none; all but --list need it)")
     when = parser.add_mutually_exclusive_group()
-    when.add_argument("--cron", metavar="EXPR", help="retrain on this cron schedule (5 fields: '0 3 * * *')")
-    when.add_argument("--interval", metavar="DURATION", help="retrain every DURATION (6h, 1d, 7d)")
+    when.add_argument("--cron", metavar="EXPR", help="retrain on this cron schedule, 5 fields (default: none)")
+    when.add_argument("--interval", metavar="DURATION", help="retrain every DURATION: 6h, 1d, 7d (default: none)")
     parser.add_argument("--timezone", metavar="TZ", default="UTC", help="IANA time zone of --cron (default: UTC)")
     parser.add_argument("--incoming", metavar="DIR", help="folder of new batches (default: $PMF_HOME/incoming/NAME)")
-    parser.add_argument("--monitor-every", metavar="DURATION", help="check NAME's prediction log for drift every DURATION")
+    parser.add_argument(
+        "--monitor-every", metavar="DURATION", help="check NAME's prediction log for drift every DURATION (default: never)"
+    )
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--list", action="store_true", help="show every schedule with its next run")
     action.add_argument("--pause", action="store_true", help="pause NAME's schedules and drift retraining")
