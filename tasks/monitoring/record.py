@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tasks.monitoring.verdict import P_VALUE_STATISTICS
 
 REPORT_ARTIFACT = "drift/report.json"
@@ -59,8 +61,9 @@ def record_check(name: str, result: dict[str, Any], markdown: str, workdir: Path
 
 
 def drift_plot(result: dict[str, Any], folder: Path) -> Path:
-    """A bar per feature (and the predictions): its statistic's value, red when it drifted, with its
-    threshold marked. p-values (ks, chi2) on a log axis, where drift is left of the mark."""
+    """A bar per feature (and the predictions), red when it drifted, its threshold marked; drift is at or
+    right of the mark. p-values (ks, chi2) are drawn as -log10(p), so a longer bar is stronger evidence
+    of drift, as it is for the distances (wasserstein, jensenshannon)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,19 +71,18 @@ def drift_plot(result: dict[str, Any], folder: Path) -> Path:
 
     entries = [*result["features"], {"column": "(predictions)", **result["prediction_drift"]}]
     entries = [e for e in entries if e["value"] is not None][::-1]  # most drifted at the top
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(entries) + 1.5))
-    values = [max(e["value"], 1e-300) for e in entries]
-    ax.barh(range(len(entries)), values, color=["tab:red" if e["drifted"] else "tab:blue" for e in entries])
-    ax.scatter([e["threshold"] for e in entries], range(len(entries)), marker="|", s=400, color="black", label="threshold")
-    ax.set_yticks(range(len(entries)), [f"{e['column']} ({e['statistic']})" for e in entries])
     p_values = any(e["statistic"] in P_VALUE_STATISTICS for e in entries)
-    if p_values:
-        ax.set_xscale("log")
-    ax.set_xlabel(
-        "p-value (drift: at or left of the threshold)" if p_values else "distance (drift: at or right of the threshold)"
+    scale = (lambda v: -np.log10(max(v, 1e-300))) if p_values else (lambda v: v)
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(entries) + 1.5))
+    ax.barh(
+        range(len(entries)),
+        [scale(e["value"]) for e in entries],
+        color=["tab:red" if e["drifted"] else "tab:blue" for e in entries],
     )
+    ax.scatter([scale(e["threshold"]) for e in entries], range(len(entries)), marker="|", s=400, color="black")
+    ax.set_yticks(range(len(entries)), [f"{e['column']} ({e['statistic']})" for e in entries])
+    ax.set_xlabel(f"{'-log10 p-value' if p_values else 'distance'}   (| = threshold: drift at or right of it)")
     ax.set_title(f"{result['model']} v{result['version']}: {result['verdict'].replace('_', ' ')} ({result['rows']:,} rows)")
-    ax.legend(loc="lower right")
     fig.tight_layout()
     path = folder / "drift.png"
     fig.savefig(path, dpi=100)
