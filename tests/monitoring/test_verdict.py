@@ -161,3 +161,15 @@ def test_dates_are_compared_as_times():
     assert later["missing_rate"] == pytest.approx(0.02)
     assert later["drifted"] is True
     assert by_column(check_drift(profile, days("2026-01-01", 500), labels(500, 2), SETTINGS))["day"]["drifted"] is False
+
+
+def test_thresholds_are_overridable_in_config_and_checked():
+    from tasks.config import ConfigError, load_config
+
+    cfg = load_config(None, ["monitoring.drift_share=0.3", "monitoring.wasserstein=0.2", "monitoring.window=1000"])
+    assert (cfg.monitoring.drift_share, cfg.monitoring.wasserstein, cfg.monitoring.window) == (0.3, 0.2, 1000)
+    assert cfg.monitoring.min_rows == 100
+    with pytest.raises(ConfigError, match=r"monitoring\.drift_shares: unknown key"):
+        load_config(None, ["monitoring.drift_shares=0.3"])
+    with pytest.raises(ConfigError, match=r"monitoring\.small_reference_rows"):
+        load_config(None, ["monitoring.small_reference_rows=10000"])
