@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit, help_epilog, prepare_environment, usage_failure
+from flows.console import fit
 from tasks.local_server.state import DEFAULT_MLFLOW_PORT, DEFAULT_PREFECT_PORT, ServerState, read_state, remove_state
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def port_number(text: str) -> int:
 def cmd_server(args: argparse.Namespace) -> int:
     from tasks.workspace import pmf_home
 
+    args.user_servers = [name for name in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI") if os.environ.get(name)]
     prepare_environment(args)
     home = pmf_home()
     state = read_state(home)
@@ -138,8 +140,7 @@ def start(home: Path, state: ServerState | None, args: argparse.Namespace) -> in
     from tasks.local_server.launch import PortInUse, Ports, StartFailed, check_ports
 
     if state is not None and all(state.up().values()) and len(state.up()) == 3:
-        print(f"pmf server: already running on {home}", file=sys.stderr)
-        print("\n".join(url_lines(state)))
+        print("\n".join(fit([f"pmf server · already running · {home}", *url_lines(state)])))
         return EXIT_OK
     if state is not None:
         down = ", ".join(name for name, up in state.up().items() if not up)
@@ -156,8 +157,13 @@ def start(home: Path, state: ServerState | None, args: argparse.Namespace) -> in
         stop_all(home)
         error = f"{started.part} {started.reason}; everything started was stopped. Its log: {started.log}"
         return emit({"status": "failed", "error": error}, False, EXIT_FAILED)
-    print("\n".join(url_lines(started)))
-    print(f"  logs        {home / 'logs'}/server-*.log\nstop it with: pmf server stop")
+    logs = [
+        f"  logs        {home / 'logs'}/server-*.log",
+        "Every pmf command now records its runs here. Stop it: pmf server stop",
+    ]
+    print("\n".join(fit([f"pmf server · up · {home}", *url_lines(started), *logs])))
+    if args.user_servers:
+        note(f"{' and '.join(args.user_servers)} set in this shell: pmf commands here keep using it; unset it to use this server")
     return EXIT_OK
 
 
@@ -176,15 +182,11 @@ def launch(home: Path, ports: Ports) -> ServerState | StartFailed:
 
 
 def url_lines(state: ServerState) -> list[str]:
-    from flows.console import fit
-
-    return fit(
-        [
-            f"  Prefect UI  {state.prefect_ui_url}  (API {state.prefect_api_url})",
-            f"  MLflow UI   {state.mlflow_url}",
-            f"  runner      work pool {state.work_pool}, pid {state.processes['runner'].pid}",
-        ]
-    )
+    return [
+        f"  Prefect UI  {state.prefect_ui_url}  (API {state.prefect_api_url})",
+        f"  MLflow UI   {state.mlflow_url}",
+        f"  runner      work pool {state.work_pool}, pid {state.processes['runner'].pid}",
+    ]
 
 
 def skip_missed_runs(prefect_api_url: str) -> None:
@@ -234,8 +236,6 @@ def status(home: Path, state: ServerState | None, args: argparse.Namespace) -> i
 
 
 def status_lines(home: Path, state: ServerState | None, result: dict[str, Any]) -> list[str]:
-    from flows.console import fit
-
     if state is None:
         return [f"pmf server · not running on {home}", f"  start it with: {START_COMMAND}"]
     lines = [f"pmf server · {'up' if result['up'] else 'DOWN'} · since {state.started_at} · {home}"]

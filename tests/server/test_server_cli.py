@@ -48,7 +48,7 @@ def test_a_second_start_says_it_is_already_running(local_server):
     before = json.loads((local_server.home / "server" / "state.json").read_text())
     done = local_server.pmf("server", "start", "--port", str(local_server.prefect_port))
     assert done.returncode == 0, done.stderr
-    assert "already running" in done.stderr
+    assert "already running" in done.stdout
     assert local_server.prefect_ui_url in done.stdout
     assert local_server.mlflow_url in done.stdout
     assert json.loads((local_server.home / "server" / "state.json").read_text()) == before
