@@ -116,11 +116,11 @@ def test_promoted_then_rejected_batch_each_show_their_outcome_in_both_uis(mlflow
     assert "hidden_units" in train_params
     assert not {"conv_filters", "image_shape", "augment"} & set(train_params)
 
-    # Suite and config records live beside the pipeline runs, not among them.
+    # Suite, config and trained-on batch records live beside the pipeline runs, not among them.
     pipeline_kinds = {r.data.tags.get("pmf.kind") for r in mlflow_client.search_runs([result["mlflow_experiment_id"]])}
     assert pipeline_kinds == {"pipeline", None}  # None: the stage runs
     store = mlflow_client.get_experiment_by_name("penguins.pmf-store")
-    assert {r.data.tags["pmf.kind"] for r in mlflow_client.search_runs([store.experiment_id])} == {"suite", "config"}
+    assert {r.data.tags["pmf.kind"] for r in mlflow_client.search_runs([store.experiment_id])} == {"suite", "config", "batch"}
 
     # The promotion subflow says its own outcome too.
     promotions = list(_flow_runs_named("penguins v1 → production", after=started))
