@@ -274,22 +274,39 @@ def is_registered(name: str) -> bool:
 
 
 def models_section(name: str | None, now: datetime) -> list[dict[str, Any]]:
-    """Per registered model (or `name`'s, when registered): each alias's version, primary metric and age."""
-    from tasks.registry import tracking
+    """Per registered model (or `name`'s, when registered): each alias's version, primary metric and age,
+    from the rows `pmf models` shows (tasks.registry.lifecycle.list_models)."""
     from tasks.registry.lifecycle import list_models
-    from tasks.status.models import model_entry, primary_metric_of
+    from tasks.status.models import model_entry
 
     if name is not None and not is_registered(name):
         return []
     entries = []
     for model in list_models(name):
         rows = {row["version"]: row for row in model["versions"]}
-        primary = {
-            version: primary_metric_of(
-                tracking.client().get_model_version(model["name"], version).tags.get("pmf.config"),
-                rows.get(version, {}).get("metrics", {}),
-            )
-            for version in set(model["aliases"].values())
-        }
+        primary = {version: primary_metric(model["name"], rows[version]) for version in set(model["aliases"].values())}
         entries.append(model_entry(model, primary, now))
     return entries
+
+
+def primary_metric(name: str, row: dict[str, Any]) -> str | None:
+    """The metric the version was judged on (its recorded config). `pmf models` shows the usual metrics
+    only; a primary metric beyond them (`recall_macro`) is read from the version's run into `row`."""
+    from mlflow.exceptions import MlflowException
+
+    from tasks.registry import tracking
+    from tasks.status.models import primary_metric_of
+
+    version = tracking.client().get_model_version(name, row["version"])
+    metric = primary_metric_of(version.tags.get("pmf.config"), row["metrics"])
+    if metric and metric not in row["metrics"]:
+        run_id = version.tags.get("mlflow.parent_run_id") or version.run_id
+        try:
+            value = tracking.client().get_run(run_id).data.metrics.get(metric) if run_id else None
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            value = None  # the run was deleted: the version stays, its metrics are gone
+        if value is not None:
+            row["metrics"] = {**row["metrics"], metric: float(value)}
+    return metric

@@ -32,7 +32,9 @@ def terminal(*args: str) -> tuple[int, str]:
 
 
 def test_after_a_run_status_shows_it_manual_and_promoted_and_production_with_its_metric(prefect_harness, mlflow_client):
-    code, result = pmf("run", "--data", str(DATA / "penguins.csv"), "--config", str(DATA / "penguins.yaml"), *LEAN)
+    # A primary metric beyond the ones `pmf models` lists: status reads it from the version's run.
+    primary = ["--set", "primary_metric=recall_macro"]
+    code, result = pmf("run", "--data", str(DATA / "penguins.csv"), "--config", str(DATA / "penguins.yaml"), *LEAN, *primary)
     assert code == 0, result
     assert result["promoted"] is True
 
@@ -51,8 +53,8 @@ def test_after_a_run_status_shows_it_manual_and_promoted_and_production_with_its
     production = status["models"][0]["aliases"]["production"]
     assert status["models"][0]["name"] == "penguins"
     assert production["version"] == str(result["version"])
-    assert production["primary_metric"] == "accuracy"  # data/penguins.yaml's primary metric
-    assert production["value"] == pytest.approx(mlflow_client.get_run(result["mlflow_run_id"]).data.metrics["accuracy"])
+    assert production["primary_metric"] == "recall_macro"
+    assert production["value"] == pytest.approx(mlflow_client.get_run(result["mlflow_run_id"]).data.metrics["recall_macro"])
     assert 0 <= production["age_s"] < 600
 
     # The harness is Prefect's ephemeral server: no local server, so no schedules.
@@ -65,7 +67,7 @@ def test_after_a_run_status_shows_it_manual_and_promoted_and_production_with_its
     code, text = terminal("status", "penguins")
     assert code == 0
     assert [line for line in text.splitlines() if len(line) > 80] == []
-    assert f"@production  v{result['version']}  accuracy" in text
+    assert f"@production  v{result['version']}  recall_macro {production['value']:.4f}" in text
     assert "pmf server start" in text.splitlines()[0]
     row = next(line for line in text.splitlines() if " train " in line)  # the newest: this run
     assert row.split()[2:] == ["train", "penguins", "manual", seconds(run["duration_s"]), "promoted"]
