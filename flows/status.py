@@ -10,6 +10,7 @@ and says why in `problems`: the registry half of the report still stands.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ def prefect_target(user_api_url: str | None) -> PrefectTarget:
     uri = tracking_uri()
     mlflow_url = uri if uri.startswith(("http://", "https://")) else None
     if user_api_url:
-        return PrefectTarget("team", user_api_url.rstrip("/"), user_api_url.rstrip("/").removesuffix("/api"), mlflow_url)
+        api = user_api_url.rstrip("/")
+        return PrefectTarget("team", api, os.environ.get("PREFECT_UI_URL") or api.removesuffix("/api"), mlflow_url)
     return PrefectTarget("embedded", mlflow_url=mlflow_url)
 
 
