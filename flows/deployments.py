@@ -359,7 +359,7 @@ def skip_missed_runs(now: datetime | None = None, models: list[str] | None = Non
 
     moment = now or datetime.now(UTC)
     cancelled = 0
-    with get_client(sync_client=True) as client:
+    with _environment_server(), get_client(sync_client=True) as client:
         missed: dict[UUID, list[FlowRun]] = defaultdict(list)
         chosen = [d.id for d in pmf_deployments(client) if models is None or d.name in models]
         for run in _scheduled_runs(client, chosen):
@@ -370,6 +370,17 @@ def skip_missed_runs(now: datetime | None = None, models: list[str] | None = Non
             message = f"skipped: missed while the server was down ({len(runs)} missed, only the latest runs)"
             cancelled += _cancel(client, runs[:-1], message)
     return cancelled
+
+
+def _environment_server() -> contextlib.AbstractContextManager[object]:
+    """Prefect's settings with PREFECT_API_URL as the environment says now: `pmf server start` sets it just
+    before the call, and Prefect reads its settings once, when it is first imported."""
+    import os
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = os.environ.get("PREFECT_API_URL")
+    return temporary_settings({PREFECT_API_URL: url}) if url else contextlib.nullcontext()
 
 
 def trim_waiting_retrains(name: str) -> int:
