@@ -50,7 +50,9 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
             ],
         ),
     )
-    actions = server.add_subparsers(dest="server_command", required=True, title="commands", metavar="COMMAND")
+    actions = server.add_subparsers(
+        dest="server_command", required=True, title="commands", metavar="COMMAND", help="start, status or stop"
+    )
     start = actions.add_parser(
         "start",
         help="start the three processes; returns once all answer",
