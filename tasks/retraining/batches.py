@@ -2,7 +2,8 @@
 
 Each batch is a run in the experiment `NAME.pmf-store` (beside the suite and config records,
 tasks/registry/datasets.py), one per content hash (SHA-256 of the file): `pmf.kind=batch` with a
-copy of the file as its artifact (a window can be rebuilt anywhere), or `pmf.kind=rejected_batch`
+copy of the file as its artifact (a window can be rebuilt anywhere) and `pmf.batch_state=trained`
+once a run trained on it, or `pmf.kind=rejected_batch`
 with the failed expectations, so a rejected file is not tried again until its content changes.
 Runs are kept in the order they were recorded: the first `pmf run`'s batch first.
 """
@@ -22,6 +23,7 @@ from tasks.registry import tracking
 TRAINED, REJECTED = "batch", "rejected_batch"
 BATCH_ARTIFACT = "batch"
 REJECTION_ARTIFACT = "rejection/result.json"
+STATE_TAG = "pmf.batch_state"  # a trained-on record counts once `trained` (its copy is made during the training)
 # Files `pmf retrain` reads from an incoming folder; anything else there (notes, a rejected/ folder) is left alone.
 BATCH_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
@@ -85,18 +87,12 @@ def kept_once_done(name: str, batches: Sequence[tuple[Path, str, int]], source: 
 
     Each file is copied into the store (a file copy, no re-encoding) in a background thread while the
     block runs (the training), so keeping it adds no time to the run; a content the store already has is
-    not copied again. A record counts once FINISHED: if the block raises, the records end FAILED."""
+    not copied again. A record counts once tagged `pmf.batch_state=trained`, after the block completed;
+    if the block raises (a crash, an interruption), the copy is tagged `untrained` and never counts."""
     stored = {run.data.tags.get("pmf.batch_sha256") for run in _records(name, TRAINED)}
     pending = [(path, sha, rows) for path, sha, rows in batches if sha not in stored]
-    runs = [
-        (
-            _open_record(
-                name, TRAINED, path, sha, {"pmf.batch_rows": str(rows), "pmf.batch_source": source, "pmf.trained_by": trained_by}
-            ),
-            path,
-        )
-        for path, sha, rows in pending
-    ]
+    tags = {"pmf.batch_source": source, "pmf.trained_by": trained_by, STATE_TAG: "copying"}
+    runs = [(_open_record(name, TRAINED, path, sha, {**tags, "pmf.batch_rows": str(rows)}), path) for path, sha, rows in pending]
     errors: list[BaseException] = []
     copying = threading.Thread(target=_copy_all, args=(runs, errors), name="pmf-keep-batches", daemon=True)
     copying.start()
@@ -105,19 +101,22 @@ def kept_once_done(name: str, batches: Sequence[tuple[Path, str, int]], source: 
     except BaseException:
         copying.join()
         for run_id, _ in runs:
-            tracking.end_run(run_id, "FAILED")
+            tracking.set_tags(run_id, {STATE_TAG: "untrained"})
         raise
     copying.join()
-    for run_id, _ in runs:
-        tracking.end_run(run_id, "FAILED" if errors else "FINISHED")
     if errors:
         raise errors[0]
+    for run_id, _ in runs:
+        tracking.set_tags(run_id, {STATE_TAG: "trained"})
 
 
 def _copy_all(runs: Sequence[tuple[str, Path]], errors: list[BaseException]) -> None:
+    """Copy each file into its record's artifacts and end the record (so an interrupted command leaves no
+    record RUNNING; whether it counts is its state tag)."""
     try:
         for run_id, path in runs:
             tracking.log_artifact(run_id, path, BATCH_ARTIFACT)
+            tracking.end_run(run_id)
     except Exception as exc:  # noqa: BLE001  (handed to the caller's thread, which raises it)
         errors.append(exc)
 
@@ -154,7 +153,8 @@ def _records(name: str, kind: str) -> list[Any]:
     while True:
         page = mlflow.search_runs(
             [experiment.experiment_id],
-            filter_string=f"tags.`pmf.kind` = '{kind}' and attributes.status = 'FINISHED'",
+            filter_string=f"tags.`pmf.kind` = '{kind}' and attributes.status = 'FINISHED'"
+            + (f" and tags.`{STATE_TAG}` = 'trained'" if kind == TRAINED else ""),
             order_by=["attributes.start_time ASC"],
             max_results=1000,
             page_token=token,
