@@ -101,7 +101,7 @@ def _production_source(name: str) -> tuple[str, dict[str, str]] | str:
         return f"{name} has no @{PRODUCTION} version yet"
     run = mlflow.get_run(version.run_id)
     children = mlflow.search_runs(
-        [run.info.experiment_id], filter_string=f"tags.`{tracking.PARENT_RUN_TAG}` = '{version.run_id}'", max_results=100
+        [run.info.experiment_id], filter_string=f"tags.`{tracking.PARENT_RUN_TAG}` = '{version.run_id}'", max_results=1000
     )
     runs = {r.data.tags.get("pmf.stage"): r.info.run_id for r in children}
     if "train" not in runs or "preprocess" not in runs:
