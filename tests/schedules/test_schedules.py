@@ -26,12 +26,14 @@ def test_schedule_list_pause_resume_update_delete(local_server, scheduled_model,
     assert code == 0, created
     assert created["created"] == [f"pmf-retrain/{NAME}", f"pmf-monitor/{NAME}", f"pmf-drift-retrain-{NAME}"]
 
+    # The scheduler plans a new deployment's runs within seconds; until then next_run is null.
+    wait_for(lambda: all(s["next_run"] for s in schedules_of(local_server)), 60, "the schedules' next runs")
     rows = {s["kind"]: s for s in schedules_of(local_server)}
     assert rows["retrain"]["schedule"] == "every 6h"
     assert rows["monitor"]["schedule"] == "every 30m"
     for row in rows.values():
         assert row["paused"] is False
-        assert datetime.fromisoformat(row["next_run"]).tzinfo == UTC
+        assert datetime.fromisoformat(row["next_run"]) > datetime.now(UTC)
     text = local_server.pmf("schedule", "--list")
     assert NAME in text.stdout
     assert max(len(line) for line in text.stdout.splitlines()) <= 80
