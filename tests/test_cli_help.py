@@ -22,6 +22,12 @@ EXPECTED = {
     "promote": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PMF_ACTOR"}, {0, 1, 2}),
     "rollback": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PMF_ACTOR"}, {0, 1, 2}),
     "serve": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PMF_SERVE_TOKEN"}, {0, 1, 2}),
+    "server": ({"PMF_HOME"}, {0, 1, 2}),
+    "schedule": ({"PMF_HOME", "PREFECT_API_URL", "MLFLOW_TRACKING_URI"}, {0, 1, 2}),
+    "retrain": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"}, {0, 1, 2, 3}),
+    "monitor": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"}, {0, 1, 2, 3}),
+    "alerts": ({"PMF_HOME", "PREFECT_API_URL"}, {0, 1, 2}),
+    "status": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"}, {0, 1, 2}),
 }
 
 
