@@ -48,6 +48,7 @@ def retrain_flow(
         trigger = run_trigger(trigger, drift, _auto_scheduled())
     except ConfigError as exc:  # nothing to open a run for: the state says why
         return ui.final_state("usage_error", f"config error: {exc}", {"status": "usage_error", "error": str(exc)})
+    _trim_queue(name)
     ctx, result = pipeline.open_run(request, "pmf retrain", trigger, {"trigger": trigger})
     result.warm_start = False  # until the train stage says otherwise (nothing new, all rejected: not trained)
     _record_drift(ctx, result, drift)
@@ -171,6 +172,20 @@ def _record_drift(ctx: stages.RunContext, result: RunResult, drift: dict | None)
     share = drift.get("drift_share")
     tracking.set_tags(ctx.parent_run_id, {"pmf.drift": f"drift_share {share}; top features: {top or '-'}"})
     CONSOLE.line(f"  started by drift (drift_share {share}; {top or 'prediction drift'})")
+
+
+def _trim_queue(name: str) -> None:
+    """A run a deployment started (schedule, drift, the UI): keep at most one more retrain of `name` waiting
+    behind this one (DECISIONS); the cancelled ones say why. `pmf retrain` in a shell queues nothing."""
+    from prefect.context import FlowRunContext
+
+    from flows.deployments import trim_waiting_retrains
+
+    context = FlowRunContext.get()
+    if context and context.flow_run and context.flow_run.deployment_id:
+        trimmed = trim_waiting_retrains(name)
+        if trimmed:
+            CONSOLE.line(f"  cancelled {trimmed} waiting retrain(s) of {name}: this run covers them")
 
 
 def _auto_scheduled() -> bool:

@@ -35,6 +35,10 @@ import prefect.main  # noqa: E402, F401
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"
 
+# One real `pmf server start` per session, shared by every slow test that asks for `local_server`
+# (registered once here: imported into several conftests, each would start its own server).
+pytest_plugins = ["tests.support.local_server"]
+
 
 @pytest.fixture(scope="session")
 def prefect_harness():

@@ -31,6 +31,7 @@ from tasks.local_server.state import (
     write_state,
 )
 from tasks.processes import start_time
+from tasks.workspace import OFFLINE_VARIABLES
 
 HOST = "127.0.0.1"  # loopback only: neither UI has authentication
 RUNNER_NAME = health.RUNNER_NAME
@@ -102,6 +103,7 @@ def environment(home: Path, ports: Ports, server_id: str) -> dict[str, str]:
     state = ServerState(home=str(home), host="", started_at="", prefect_port=ports.prefect, mlflow_port=ports.mlflow)
     env = {
         **os.environ,
+        **OFFLINE_VARIABLES,  # flow runs the runner starts never call home (no telemetry, no analytics)
         SERVER_ID_VARIABLE: server_id,
         "PMF_HOME": str(home),
         "PREFECT_HOME": str(home / "prefect"),

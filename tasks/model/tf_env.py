@@ -75,11 +75,26 @@ def _fileno(stream: TextIO) -> int:
         return -1
 
 
+_KERAS_IMPORT = threading.Lock()
+_keras: list[ModuleType] = []  # the fully imported tf_keras, once one thread has finished importing it
+
+
 def import_keras() -> ModuleType:
-    """Return the tf_keras module with TensorFlow configured for this project."""
+    """Return the tf_keras module with TensorFlow configured for this project.
+
+    Thread-safe: while one thread (the start-up warm-up, flows.warmup) is importing it, `sys.modules`
+    already holds the half-initialised module; another thread waits here for the whole of it instead
+    of getting the half (`module 'tf_keras' has no attribute 'utils'`)."""
+    if _keras:
+        return _keras[0]
+    with _KERAS_IMPORT:
+        if not _keras:
+            _keras.append(_import_keras())
+    return _keras[0]
+
+
+def _import_keras() -> ModuleType:
     quiet_tensorflow()
-    if "tf_keras" in sys.modules:
-        return sys.modules["tf_keras"]
     with native_stderr_silenced():
         import tensorflow as tf
         import tf_keras

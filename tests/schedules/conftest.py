@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import DATA
-from tests.support.local_server import LocalServer, local_server  # noqa: F401 (a fixture pytest finds here)
+from tests.support.local_server import LocalServer
 
 # A name of its own: other tests on the shared server schedule or monitor `penguins`, and a drift
 # automation of theirs must not add runs to the ones counted here.
@@ -18,7 +18,7 @@ LEAN = ["--set", "train.epochs=12", "--set", "compression.variants=[float32]"]
 
 
 @pytest.fixture(scope="session")
-def scheduled_model(local_server: LocalServer) -> str:  # noqa: F811 (the fixture imported above)
+def scheduled_model(local_server: LocalServer) -> str:
     """NAME registered once on the shared server by a lean `pmf run`, v1 at @production."""
     done = local_server.pmf("run", "--config", str(DATA / "penguins.yaml"), "--name", NAME, *LEAN, "--json")
     assert done.returncode == 0, done.stdout[-2000:]
@@ -27,7 +27,7 @@ def scheduled_model(local_server: LocalServer) -> str:  # noqa: F811 (the fixtur
 
 
 @pytest.fixture
-def prefect(local_server: LocalServer) -> Iterator[Any]:  # noqa: F811
+def prefect(local_server: LocalServer) -> Iterator[Any]:
     """A Prefect client of the shared server, in this process."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings

@@ -1,3 +1,1 @@
-"""The session's real local server (tests.support.local_server), for the tests of this folder."""
-
-from tests.support.local_server import local_server  # noqa: F401 (a fixture: pytest finds it imported here)
+"""The slow tests of this folder use the session's real local server (`local_server`, tests/conftest.py)."""

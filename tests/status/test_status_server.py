@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.local_server import local_server  # noqa: F401 (a fixture: pytest finds it imported here)
-
 pytestmark = pytest.mark.slow
 
 NAME = "status-schedule-check"  # a name no other test schedules: the server is shared
@@ -31,7 +29,7 @@ def planned_runs(api_url: str, deployment_id) -> list:
         return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
 
 
-def test_status_shows_the_server_and_runner_up_and_a_schedule_with_its_next_run(local_server):  # noqa: F811 (the fixture)
+def test_status_shows_the_server_and_runner_up_and_a_schedule_with_its_next_run(local_server):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.deployments import Timing, delete_schedules, deploy

@@ -1,8 +1,8 @@
 """A real `pmf server start` for the slow tests: a temporary PMF_HOME, free ports, `pmf server stop` at the end.
 
-Use it by importing it into the conftest.py of your test folder (pytest finds a fixture imported
-there; in a test module itself ruff would call each use a redefinition):
-`from tests.support.local_server import local_server  # noqa: F401`. It is session-scoped: every test that asks for it shares
+tests/conftest.py registers this module as a plugin, so any test can ask for `local_server`; never
+import the fixture into another conftest (each import would start a server of its own). It is
+session-scoped: every test that asks for it shares
 one server (its start migrates two databases: ~20-40 s). Subprocesses run with `server.env`, as a
 user's shell with PMF_HOME set: pmf finds the server through its state file. In-process Prefect clients
 need `server.prefect_api_url` (e.g. `prefect.settings.temporary_settings({PREFECT_API_URL: ...})`).
