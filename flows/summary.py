@@ -227,10 +227,11 @@ def _ui_hints() -> list[str]:
     disk (no tracking server) and Prefect's embedded server (gone when the command ended)."""
     import os
 
+    from tasks.registry.tracking import ui_base
     from tasks.workspace import pmf_home, tracking_uri
 
     uri = tracking_uri()
-    local_mlflow, local_prefect = not uri.startswith(("http://", "https://")), not os.environ.get("PREFECT_API_URL")
+    local_mlflow, local_prefect = not ui_base()[1], not os.environ.get("PREFECT_API_URL")
     if not (local_mlflow or local_prefect):
         return []
     home = pmf_home()

@@ -50,8 +50,8 @@ def json_option(parser: argparse.ArgumentParser) -> None:
 ENVIRONMENT: dict[str, str] = {
     "PMF_HOME": "the workspace: MLflow store and artifacts, Prefect database, logs, prediction logs (default: ~/.pmf)",
     "MLFLOW_TRACKING_URI": "the MLflow store or tracking server (default: sqlite:///$PMF_HOME/mlflow.db)",
-    "PREFECT_API_URL": "the Prefect server that records the flow runs (default: an embedded server that "
-    "lives as long as the command)",
+    "PREFECT_API_URL": "the Prefect server that records the flow runs (default: the one `pmf server start` "
+    "runs while it is up, else an embedded server that lives as long as the command)",
     "PMF_MLFLOW_UI_URL": "where the printed MLflow links point when the store is on disk "
     "(default: http://127.0.0.1:5000, where `mlflow ui` listens)",
     "PMF_ACTOR": "who is recorded as moving an alias (default: the login name)",

@@ -254,11 +254,22 @@ def ui_base() -> tuple[str, bool]:
     """(base URL of the MLflow UI for this store, whether it is the tracking server itself).
 
     A tracking server (`http(s)://` MLFLOW_TRACKING_URI) serves its own UI. A store on disk has no
-    UI until someone runs `mlflow ui` on it: PMF_MLFLOW_UI_URL if set, else `mlflow ui`'s default address."""
+    UI until someone runs `mlflow ui` on it: PMF_MLFLOW_UI_URL if set, else `mlflow ui`'s default address;
+    while `pmf server start`'s MLflow server serves this store at that address, that is its UI."""
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         return uri.rstrip("/"), True
-    return os.environ.get("PMF_MLFLOW_UI_URL", DEFAULT_MLFLOW_UI).rstrip("/"), False
+    base = os.environ.get("PMF_MLFLOW_UI_URL", DEFAULT_MLFLOW_UI).rstrip("/")
+    return base, base == _local_server_mlflow_url(uri)
+
+
+def _local_server_mlflow_url(uri: str) -> str | None:
+    """The MLflow server `pmf server start` runs while it is up, if `uri` is the store it serves (the workspace's)."""
+    from tasks.local_server import running_server
+    from tasks.workspace import default_tracking_uri, pmf_home
+
+    server = running_server() if uri == default_tracking_uri(pmf_home()) else None
+    return server.mlflow_url.rstrip("/") if server is not None else None
 
 
 def run_url(experiment_id: str, run_id: str) -> str:
