@@ -22,7 +22,7 @@ PMF_HOME/predictions/NAME.jsonl."""
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    from tasks.serving.server import add_serve_options
+    from tasks.serving.options import add_serve_options
 
     serve = commands.add_parser(
         "serve",

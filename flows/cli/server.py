@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit, help_epilog, prepare_environment, usage_failure
 from flows.console import fit
 from tasks.local_server.state import DEFAULT_MLFLOW_PORT, DEFAULT_PREFECT_PORT, ServerState, read_state, remove_state
+from tasks.serving.options import port_number
 
 if TYPE_CHECKING:
     from tasks.local_server.launch import Ports, StartFailed
@@ -104,12 +105,6 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
         ),
     )
     return {"server": cmd_server}
-
-
-def port_number(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r} (expected 1-65535)")
-    return int(text)
 
 
 def cmd_server(args: argparse.Namespace) -> int:
