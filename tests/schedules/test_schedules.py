@@ -72,7 +72,7 @@ def test_schedule_refuses_an_unknown_name_and_a_bad_duration(local_server):
 def test_a_short_interval_produces_a_run_that_completes(local_server, scheduled_model, prefect, tmp_path):
     incoming = tmp_path / "incoming"  # empty: the retrain ends `no_new_data`, which is quick
     incoming.mkdir()
-    code, _ = pmf_json(local_server, "schedule", NAME, "--interval", "30s", "--incoming", str(incoming))
+    code, _ = pmf_json(local_server, "schedule", NAME, "--interval", "10s", "--incoming", str(incoming))
     assert code == 0
     try:
 
