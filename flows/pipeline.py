@@ -48,6 +48,7 @@ def open_run(
     tracking.log_dict(parent, request.cfg.model_dump(mode="json"), "config.json")
     workdir = scratch_folder(f"pmf-{request.name}")
     ctx = stages.RunContext.for_request(request, experiment_id, parent, workdir)
+    ctx.trigger = trigger
     result = RunResult(
         registered_model=request.name,
         mlflow_run_id=parent,

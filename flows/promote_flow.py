@@ -37,11 +37,13 @@ def promote_flow(
     reason: str = "",
     force: bool = False,
     actor: str | None = None,
+    trigger: str = "manual",
 ) -> State:
     """Ends Completed/`Promoted` or Completed/`NotPromoted` with every reason in the message; calling it
-    returns the result dict (Prefect returns a Completed state's data)."""
+    returns the result dict (Prefect returns a Completed state's data). `trigger`: what started the
+    pipeline that promotes (a drift-triggered retrain's promotion is tagged `trigger:drift`)."""
     settings = settings or PromotionSettings()
-    ui.add_tags(str(flow_run.id) if flow_run.id else None, ui.run_tags(name, "manual"))
+    ui.add_tags(str(flow_run.id) if flow_run.id else None, ui.run_tags(name, trigger))
     result = promote_version(
         name,
         str(version),

@@ -85,6 +85,7 @@ class RunContext:
     unlabelled_rows: int = 0  # set aside by the validate stage
     config_recorded: int | None = None  # the config version this run recorded with the name, if it did
     warm_start: Any = None  # the train stage's warm-start decision (tasks.retraining.warm_start.WarmStart)
+    trigger: str = "manual"  # what started the flow run (manual, schedule, drift): its promotion says the same
 
     @classmethod
     def for_request(cls, request: RunRequest, experiment_id: str, parent_run_id: str, workdir: Path) -> RunContext:
@@ -420,7 +421,10 @@ def promote(ctx: RunContext, version: str, task_kind: str) -> dict[str, Any]:
         settings = settings_for_config(ctx.cfg, task_kind)
         # Called directly, a flow returns its final state's data: the promotion result dict.
         outcome = cast(
-            dict[str, Any], promote_flow(ctx.name, version, "production", settings, reason=f"pipeline run {ctx.parent_run_id}")
+            dict[str, Any],
+            promote_flow(
+                ctx.name, version, "production", settings, reason=f"pipeline run {ctx.parent_run_id}", trigger=ctx.trigger
+            ),
         )
         tracking.log_dict(run_id, json_safe(outcome), "promotion/result.json")
         tracking.log_metrics(run_id, {"promoted": float(outcome["promoted"])})

@@ -64,6 +64,8 @@ def test_drift_retrains_on_the_runner_warm_started_and_status_shows_the_loop(loc
     assert [(r["trigger"], r["state"], r["outcome"]) for r in retrains] == [
         ("drift", "completed", "promoted" if run.state_name == "Promoted" else "not_promoted")
     ]
+    # The retrain's promotion is a flow run of its own, and says what started the pipeline it belongs to.
+    assert ("pmf-promote", "drift") in {(r["flow"], r["trigger"]) for r in status["runs"]}
     (drift,) = status["drift"]
     assert (drift["model"], drift["drifted"]) == (NAME, True)
     assert drift["top_features"] == check["top_features"][: len(drift["top_features"])]

@@ -36,7 +36,7 @@ def pmf_process(home: Path, *args: str, cwd: Path = REPO, **extra_env: str) -> s
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     """Poll `condition` until it holds; fail naming `what` after `timeout_s`. The pause between polls grows
-    from 50 ms to 1 s: a quick condition is seen at once, a long wait (a flow run on a server) does not
+    from 50 ms to 0.5 s: a quick condition is seen at once, a long wait (a flow run on a server) does not
     load the machine it waits on with thousands of API calls."""
     deadline = time.monotonic() + timeout_s
     pause = 0.05
@@ -44,7 +44,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         time.sleep(pause)
-        pause = min(pause * 1.5, 1.0)
+        pause = min(pause * 1.5, 0.5)
 
 
 def read_stderr_until(process: subprocess.Popen, marker: str, timeout_s: float) -> str:
