@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,9 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_server_overhead import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 NAME = "bench-drift"
@@ -32,16 +34,6 @@ def pmf(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     if done.returncode != 0:
         raise SystemExit(f"pmf {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
     return done
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for probe in sockets:
-        probe.bind(("127.0.0.1", 0))
-    ports = [probe.getsockname()[1] for probe in sockets]
-    for probe in sockets:
-        probe.close()
-    return ports
 
 
 def drift_runs(client, deployment_id) -> list:
