@@ -12,7 +12,6 @@ generated from fixed seeds; half the numbers and one category are shifted so bot
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic import tabular_frame
+from timing import best_of
 
 from tasks.data.schema import infer_schema
 from tasks.monitoring.profile import reference_profile
@@ -101,15 +101,6 @@ def plain_numpy(profile: dict[str, Any], frame: pd.DataFrame, predictions: np.nd
 
 
 # ---- measuring ----------------------------------------------------------------------------------
-
-
-def best_of(repeats: int, action) -> tuple[float, Any]:
-    times, value = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = action()
-        times.append(time.perf_counter() - start)
-    return min(times), value
 
 
 def agree(pmf: dict[str, Any], plain: dict[str, dict[str, float]]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic import tabular_frame
+from timing import best_of
 
 from tasks.config import ValidationConfig
 from tasks.data.schema import infer_schema
@@ -64,15 +64,6 @@ def hand_written_checks(frame: pd.DataFrame, suite: list[dict[str, Any]]) -> lis
         if not ok:
             failed.append((column, kind))
     return failed
-
-
-def best_of(repeats: int, action) -> tuple[float, Any]:
-    times, value = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = action()
-        times.append(time.perf_counter() - start)
-    return min(times), value
 
 
 def measure(label: str, frame: pd.DataFrame, repeats: int) -> dict[str, Any]:

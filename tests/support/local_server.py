@@ -10,7 +10,6 @@ need `server.prefect_api_url` (e.g. `prefect.settings.temporary_settings({PREFEC
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tasks.local_server.state import ServerState, read_state
 from tests.conftest import REPO
 from tests.support.pmf_process import pmf_env
 
@@ -32,21 +32,31 @@ STOP_TIMEOUT_S = 120
 class LocalServer:
     home: Path
     env: dict[str, str] = field(repr=False)
-    prefect_port: int
-    mlflow_port: int
-    server_id: str
+    state: ServerState  # as the state file says it: ports, URLs, the start's id
+
+    @property
+    def prefect_port(self) -> int:
+        return self.state.prefect_port
+
+    @property
+    def mlflow_port(self) -> int:
+        return self.state.mlflow_port
+
+    @property
+    def server_id(self) -> str:
+        return self.state.server_id
 
     @property
     def prefect_api_url(self) -> str:
-        return f"http://127.0.0.1:{self.prefect_port}/api"
+        return self.state.prefect_api_url
 
     @property
     def prefect_ui_url(self) -> str:
-        return f"http://127.0.0.1:{self.prefect_port}"
+        return self.state.prefect_ui_url
 
     @property
     def mlflow_url(self) -> str:
-        return f"http://127.0.0.1:{self.mlflow_port}"
+        return self.state.mlflow_url
 
     def pmf(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """Run `pmf ARGS` against this server's workspace, as a user's shell would."""
@@ -84,8 +94,10 @@ def start_server(home: Path) -> LocalServer:
     done = pmf(env, "server", "start", "--port", str(prefect_port), "--mlflow-port", str(mlflow_port), timeout=START_TIMEOUT_S)
     if done.returncode != 0:
         pytest.fail(f"pmf server start exited {done.returncode}:\n{done.stdout}\n{done.stderr}\n{server_logs(home)}")
-    state = json.loads((home / "server" / "state.json").read_text())
-    return LocalServer(home, env, prefect_port, mlflow_port, state["server_id"])
+    state = read_state(home)
+    assert state is not None, f"pmf server start wrote no state file in {home}"
+    assert (state.prefect_port, state.mlflow_port) == (prefect_port, mlflow_port), state
+    return LocalServer(home, env, state)
 
 
 def stop_server(server: LocalServer) -> None:
