@@ -16,7 +16,7 @@ from tests.conftest import REPO
 
 # What each command's help must name: the environment variables that change what it does, its exit codes.
 EXPECTED = {
-    "run": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"}, {0, 1, 2, 3}),
+    "run": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PMF_DASK_ADDRESS"}, {0, 1, 2, 3}),
     "validate": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"}, {0, 1, 2, 3}),
     "models": ({"PMF_HOME", "MLFLOW_TRACKING_URI"}, {0, 1, 2}),
     "promote": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PMF_ACTOR"}, {0, 1, 2}),
@@ -24,7 +24,7 @@ EXPECTED = {
     "serve": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PMF_SERVE_TOKEN"}, {0, 1, 2}),
     "server": ({"PMF_HOME"}, {0, 1, 2}),
     "schedule": ({"PMF_HOME", "PREFECT_API_URL", "MLFLOW_TRACKING_URI"}, {0, 1, 2}),
-    "retrain": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"}, {0, 1, 2, 3}),
+    "retrain": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PMF_DASK_ADDRESS"}, {0, 1, 2, 3}),
     "monitor": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"}, {0, 1, 2, 3}),
     "alerts": ({"PMF_HOME", "PREFECT_API_URL"}, {0, 1, 2}),
     "status": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"}, {0, 1, 2}),

@@ -46,6 +46,15 @@ def json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow, GX and Prefect logs")
 
 
+def dask_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dask-address",
+        metavar="ADDR",
+        help="fan compression variants out on this Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+        "(default: $PMF_DASK_ADDRESS, else threads in this process)",
+    )
+
+
 # The environment variables pmf reads, as `--help` explains them.
 ENVIRONMENT: dict[str, str] = {
     "PMF_HOME": "the workspace: MLflow store and artifacts, Prefect database, logs, prediction logs (default: ~/.pmf)",
@@ -54,6 +63,8 @@ ENVIRONMENT: dict[str, str] = {
     "runs while it is up, else an embedded server that lives as long as the command)",
     "PMF_MLFLOW_UI_URL": "where the printed MLflow links point when the store is on disk "
     "(default: http://127.0.0.1:5000, where `mlflow ui` listens)",
+    "PMF_DASK_ADDRESS": "the Dask scheduler compression variants fan out on (default: none: threads in the command's process)",
+    "PMF_DATABASE_URL": "pmf's own tables in the team's PostgreSQL, e.g. postgresql+psycopg://pmf@db/pmf (default: none)",
     "PMF_ACTOR": "who is recorded as moving an alias (default: the login name)",
     "PMF_SERVE_TOKEN": "the bearer token every request but /health must carry (default: none; needed "
     "for a --host other than loopback unless --insecure)",
@@ -104,6 +115,8 @@ def prepare_environment(args: argparse.Namespace) -> None:
     verbose = bool(getattr(args, "verbose", False))
     if verbose:
         os.environ["PMF_VERBOSE"] = "1"
+    if getattr(args, "dask_address", None):
+        os.environ["PMF_DASK_ADDRESS"] = args.dask_address
     home = configure_environment(verbose=verbose)
     check_workspace(home)
     reclaim_workspace(home)

@@ -14,6 +14,7 @@ from flows.cli.common import (
     EXIT_USAGE,
     emit,
     help_epilog,
+    dask_option,
     json_option,
     usage_failure,
 )
@@ -36,7 +37,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
         help="train NAME on its new batches, warm-started from production",
         description=DESCRIPTION,
         epilog=help_epilog(
-            ["PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"],
+            ["PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PMF_DASK_ADDRESS"],
             {
                 EXIT_OK: "the retrain completed, promoted or not, or there was no new data",
                 EXIT_FAILED: "",
@@ -61,6 +62,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
     source.add_argument(
         "--incoming", type=Path, metavar="DIR", help="the folder new batches arrive in (default: $PMF_HOME/incoming/NAME/)"
     )
+    dask_option(retrain)
     json_option(retrain)
     return {"retrain": cmd_retrain}
 

@@ -15,6 +15,7 @@ from flows.cli.common import (
     EXIT_USAGE,
     emit,
     help_epilog,
+    dask_option,
     json_option,
     prepare_environment,
     usage_failure,
@@ -44,7 +45,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
         help="the main flow (no arguments: the bundled penguins data)",
         description=RUN_DESCRIPTION,
         epilog=help_epilog(
-            environment,
+            [*environment, "PMF_DASK_ADDRESS"],
             {
                 EXIT_OK: "the flow completed, promoted or not (the summary says why not)",
                 EXIT_FAILED: "",
@@ -60,6 +61,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
         ),
     )
     data_options(run)
+    dask_option(run)
     validate = commands.add_parser(
         "validate",
         help="validate a batch against its dataset's suite, nothing else",
