@@ -1,0 +1,1 @@
+"""Hyper-parameter search: settings, space, one trial, the ask/tell loop (Optuna)."""

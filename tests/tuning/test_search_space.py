@@ -1,0 +1,138 @@
+"""The search space and the ask/tell loop, on a known objective: pure functions, no training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tasks.config import ConfigError, TrainConfig
+from tasks.tuning.search import SearchFailed, run_search
+from tasks.tuning.settings import ParamSpec, TuneSettings
+from tasks.tuning.space import DEFAULT_SPACES, apply_params, search_space
+from tasks.tuning.trial import PruneRule, TrialOutcome
+
+
+def quadratic(asked):
+    """A known optimum: learning_rate 0.01, width 64; every trial completes."""
+    out = []
+    for number, params, _ in asked:
+        value = -((math.log10(params["learning_rate"]) + 2) ** 2) - abs(params["width"] - 64) / 64
+        out.append(TrialOutcome(number, params, "completed", value, curve=[value]))
+    return out
+
+
+def test_the_default_mlp_space_searches_what_the_issue_names():
+    space = DEFAULT_SPACES["mlp"]
+    assert {"layers", "width", "dropout", "learning_rate", "lr_schedule", "batch_size"} <= set(space)
+    assert {"conv_layers", "conv_base"} <= set(DEFAULT_SPACES["cnn"])
+
+
+def test_an_override_replaces_one_parameter_and_an_unknown_one_is_named():
+    settings = TuneSettings(space={"batch_size": ParamSpec(choices=(8,)), "dropout": ParamSpec(fixed=0.25)})
+    space = search_space(settings, "mlp")
+    assert space["batch_size"].choices == (8,)
+    assert space["learning_rate"] == DEFAULT_SPACES["mlp"]["learning_rate"]
+    with pytest.raises(ConfigError, match=r"tune\.space\.widht: not a parameter of the mlp search"):
+        search_space(TuneSettings(space={"widht": ParamSpec(fixed=3)}), "mlp")
+
+
+@pytest.mark.parametrize(
+    "spec", [{}, {"low": 1}, {"low": 2, "high": 1}, {"low": 0, "high": 1, "log": True}, {"choices": []}, {"low": 1, "high": 2, "fixed": 1}]
+)
+def test_a_malformed_parameter_is_refused(spec):
+    with pytest.raises(ValueError):
+        ParamSpec(**spec)
+
+
+def test_trial_values_become_the_training_config():
+    cfg = apply_params(TrainConfig(), {"layers": 3, "width": 128, "dropout": 0.2, "batch_size": 64}, epochs=7)
+    assert cfg.hidden_units == (128, 64, 32)
+    assert (cfg.dropout, cfg.batch_size, cfg.epochs) == (0.2, 64, 7)
+    cnn = apply_params(TrainConfig(model="cnn", image_shape=(8, 8, 1)), {"conv_layers": 2, "conv_base": 16})
+    assert cnn.conv_filters == (16, 32)
+
+
+def test_the_search_finds_the_optimum_region_and_a_seed_reproduces_it():
+    settings = TuneSettings(trials=16, parallelism=4, seed=7, pruning=False)
+    space = search_space(settings, "mlp")
+    first = run_search(settings, space, "score", True, quadratic)
+    second = run_search(settings, space, "score", True, quadratic)
+    assert [o.params for o in first.outcomes] == [o.params for o in second.outcomes]
+    assert first.count("completed") == 16 and first.asked == 16
+    assert first.best is not None and first.best.value == max(o.value for o in first.outcomes)
+    assert first.ranked()[0] is first.best
+    other = run_search(settings.model_copy(update={"seed": 8}), space, "score", True, quadratic)
+    assert [o.params for o in other.outcomes] != [o.params for o in first.outcomes]
+
+
+def test_trials_are_asked_in_batches_of_parallelism_whatever_evaluates_them():
+    sizes = []
+
+    def evaluate(asked):
+        sizes.append(len(asked))
+        return quadratic(asked)
+
+    run_search(TuneSettings(trials=7, parallelism=3), search_space(TuneSettings(), "mlp"), "score", True, evaluate)
+    assert sizes == [3, 3, 1]
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on():
+    def evaluate(asked):
+        done = quadratic(asked)
+        done[0] = TrialOutcome(done[0].number, done[0].params, "failed", reason="ValueError: boom")
+        return done
+
+    result = run_search(TuneSettings(trials=4, parallelism=2), search_space(TuneSettings(), "mlp"), "s", True, evaluate)
+    assert result.count("failed") == 2 and result.count("completed") == 2
+    assert result.to_json()["failed"] == 2 and result.best is not None
+
+
+def test_only_every_trial_failing_fails_the_search_with_the_reasons():
+    def evaluate(asked):
+        return [TrialOutcome(n, p, "failed", reason=f"diverged #{n}") for n, p, _ in asked]
+
+    with pytest.raises(SearchFailed, match=r"every one of the 3 trials failed: trial 0: diverged #0"):
+        run_search(TuneSettings(trials=3, parallelism=3), search_space(TuneSettings(), "mlp"), "s", True, evaluate)
+
+
+def test_the_time_budget_stops_new_batches():
+    ticks = iter(range(0, 10_000, 40))  # every clock read is 40 s later
+    result = run_search(
+        TuneSettings(trials=20, parallelism=2, minutes=1.5),
+        search_space(TuneSettings(), "mlp"),
+        "s",
+        True,
+        quadratic,
+        clock=lambda: next(ticks),
+    )
+    assert result.out_of_time and result.asked < 20
+
+
+def test_the_median_rule_stops_only_a_trailing_trial_after_warmup():
+    rule = PruneRule(curves=((0.5, 0.6, 0.7, 0.8), (0.4, 0.6, 0.7, 0.9)), warmup=2)
+    assert not rule.should_stop(2, 0.0)  # still warming up
+    assert rule.should_stop(3, 0.5)
+    assert not rule.should_stop(3, 0.75)
+    lower = PruneRule(curves=((1.0, 0.5, 0.4), (1.0, 0.6, 0.3)), warmup=1, higher_is_better=False)
+    assert lower.should_stop(2, 0.9) and not lower.should_stop(2, 0.4)
+    assert not PruneRule(curves=((0.5, 0.6),), warmup=0).should_stop(1, 0.0)  # one earlier trial is no median
+
+
+def test_a_stored_study_resumes_with_its_finished_trials(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    settings = TuneSettings(trials=4, parallelism=2, pruning=False)
+    space = search_space(settings, "mlp")
+    calls = []
+
+    def interrupted(asked):
+        calls.append(len(asked))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return quadratic(asked)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(settings, space, "s", True, interrupted, storage=storage, study_name="penguins-abc")
+    result = run_search(settings, space, "s", True, quadratic, storage=storage, study_name="penguins-abc")
+    assert result.resumed == 2
+    assert result.count("completed") == 4
