@@ -51,7 +51,9 @@ class TuneSettings(Frozen):
     sampler: Literal["tpe", "random"] = "tpe"
     pruning: bool = Field(True, description="stop a trial whose per-epoch validation metric trails the median")
     warmup_epochs: int = Field(3, ge=0, description="epochs every trial runs before it may be pruned")
-    parallelism: int = Field(2, ge=1, description="trials asked for at once (the same whatever the workers: a seed reproduces it)")
+    parallelism: int = Field(
+        2, ge=1, description="trials asked for at once (the same whatever the workers: a seed reproduces it)"
+    )
     epochs: int | None = Field(None, ge=1, description="epochs per trial (default: train.epochs)")
     seed: int = 42
     space: dict[str, ParamSpec] = Field(default_factory=dict, description="overrides of the default search space")

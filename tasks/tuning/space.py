@@ -42,9 +42,7 @@ def search_space(settings: TuneSettings, model: str) -> dict[str, ParamSpec]:
     space = dict(DEFAULT_SPACES[model])
     unknown = sorted(set(settings.space) - set(space))
     if unknown:
-        raise ConfigError(
-            f"tune.space.{unknown[0]}: not a parameter of the {model} search; expected one of {', '.join(space)}"
-        )
+        raise ConfigError(f"tune.space.{unknown[0]}: not a parameter of the {model} search; expected one of {', '.join(space)}")
     space.update(settings.space)
     return space
 
@@ -58,10 +56,12 @@ def suggest(trial: Any, space: Mapping[str, ParamSpec]) -> dict[str, Any]:
         elif spec.choices is not None:
             params[name] = trial.suggest_categorical(name, list(spec.choices))
         elif name in INTEGER_PARAMS:
-            assert spec.low is not None and spec.high is not None  # ParamSpec's validator
+            assert spec.low is not None
+            assert spec.high is not None
             params[name] = trial.suggest_int(name, int(spec.low), int(spec.high), step=int(spec.step or 1), log=spec.log)
         else:
-            assert spec.low is not None and spec.high is not None
+            assert spec.low is not None
+            assert spec.high is not None
             params[name] = trial.suggest_float(name, spec.low, spec.high, step=None if spec.log else spec.step, log=spec.log)
     return params
 

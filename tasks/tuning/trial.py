@@ -123,7 +123,9 @@ def run_trial(
             outcome.curve.append(value)
             if prune is not None and prune.should_stop(epoch + 1, value):
                 outcome.state = "pruned"
-                outcome.reason = f"pruned at epoch {epoch + 1}: validation {metric} {value:.4f} trails the median of earlier trials"
+                outcome.reason = (
+                    f"pruned at epoch {epoch + 1}: validation {metric} {value:.4f} trails the median of earlier trials"
+                )
                 self.model.stop_training = True
 
     try:

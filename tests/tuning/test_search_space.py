@@ -38,10 +38,18 @@ def test_an_override_replaces_one_parameter_and_an_unknown_one_is_named():
 
 
 @pytest.mark.parametrize(
-    "spec", [{}, {"low": 1}, {"low": 2, "high": 1}, {"low": 0, "high": 1, "log": True}, {"choices": []}, {"low": 1, "high": 2, "fixed": 1}]
+    "spec",
+    [
+        {},
+        {"low": 1},
+        {"low": 2, "high": 1},
+        {"low": 0, "high": 1, "log": True},
+        {"choices": []},
+        {"low": 1, "high": 2, "fixed": 1},
+    ],
 )
 def test_a_malformed_parameter_is_refused(spec):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"range|choices|low"):
         ParamSpec(**spec)
 
 
@@ -59,8 +67,10 @@ def test_the_search_finds_the_optimum_region_and_a_seed_reproduces_it():
     first = run_search(settings, space, "score", True, quadratic)
     second = run_search(settings, space, "score", True, quadratic)
     assert [o.params for o in first.outcomes] == [o.params for o in second.outcomes]
-    assert first.count("completed") == 16 and first.asked == 16
-    assert first.best is not None and first.best.value == max(o.value for o in first.outcomes)
+    assert first.count("completed") == 16
+    assert first.asked == 16
+    assert first.best is not None
+    assert first.best.value == max(o.value for o in first.outcomes)
     assert first.ranked()[0] is first.best
     other = run_search(settings.model_copy(update={"seed": 8}), space, "score", True, quadratic)
     assert [o.params for o in other.outcomes] != [o.params for o in first.outcomes]
@@ -84,8 +94,10 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on():
         return done
 
     result = run_search(TuneSettings(trials=4, parallelism=2), search_space(TuneSettings(), "mlp"), "s", True, evaluate)
-    assert result.count("failed") == 2 and result.count("completed") == 2
-    assert result.to_json()["failed"] == 2 and result.best is not None
+    assert result.count("failed") == 2
+    assert result.count("completed") == 2
+    assert result.to_json()["failed"] == 2
+    assert result.best is not None
 
 
 def test_only_every_trial_failing_fails_the_search_with_the_reasons():
@@ -106,7 +118,8 @@ def test_the_time_budget_stops_new_batches():
         quadratic,
         clock=lambda: next(ticks),
     )
-    assert result.out_of_time and result.asked < 20
+    assert result.out_of_time
+    assert result.asked < 20
 
 
 def test_the_median_rule_stops_only_a_trailing_trial_after_warmup():
@@ -115,7 +128,8 @@ def test_the_median_rule_stops_only_a_trailing_trial_after_warmup():
     assert rule.should_stop(3, 0.5)
     assert not rule.should_stop(3, 0.75)
     lower = PruneRule(curves=((1.0, 0.5, 0.4), (1.0, 0.6, 0.3)), warmup=1, higher_is_better=False)
-    assert lower.should_stop(2, 0.9) and not lower.should_stop(2, 0.4)
+    assert lower.should_stop(2, 0.9)
+    assert not lower.should_stop(2, 0.4)
     assert not PruneRule(curves=((0.5, 0.6),), warmup=0).should_stop(1, 0.0)  # one earlier trial is no median
 
 

@@ -28,7 +28,8 @@ def test_a_good_trial_completes_with_its_validation_score_per_epoch(data):
     outcome = run_trial(0, params, apply_params(BASE, params), data, "accuracy")
     assert outcome.state == "completed", outcome.reason
     assert len(outcome.curve) == outcome.epochs_run == 6
-    assert outcome.value is not None and outcome.value > 0.85  # the rows are linearly separable
+    assert outcome.value is not None
+    assert outcome.value > 0.85
     assert outcome.worker
 
 
@@ -38,7 +39,8 @@ def test_a_trial_trailing_the_earlier_ones_is_stopped_after_warmup(data):
     params = {"learning_rate": 1e-6}  # learns nothing in six epochs
     outcome = run_trial(1, params, apply_params(BASE, params), data, "accuracy", rule)
     assert outcome.state == "pruned"
-    assert outcome.epochs_run == 3 and len(outcome.curve) == 3
+    assert outcome.epochs_run == 3
+    assert len(outcome.curve) == 3
     assert "pruned at epoch 3" in outcome.reason
 
 
@@ -55,7 +57,8 @@ def test_a_trial_that_raises_is_an_outcome_not_an_exception(data):
     wrong = TrialData(data.x_train, data.y_train, data.x_val[:, :2], data.y_val, "classification", 2)  # validation lacks columns
     outcome = run_trial(3, {}, BASE, wrong, "accuracy")
     assert outcome.state == "failed"
-    assert outcome.reason and ":" in outcome.reason
+    assert outcome.reason
+    assert ":" in outcome.reason
 
 
 def test_a_regression_trial_is_scored_in_the_targets_units(data):
@@ -66,4 +69,5 @@ def test_a_regression_trial_is_scored_in_the_targets_units(data):
     outcome = run_trial(4, {}, BASE.model_copy(update={"learning_rate": 0.02}), reg, "mae")
     assert outcome.state == "completed"
     # mae in target units is the standardized error times the std: far above what an unscaled error would be
-    assert outcome.value is not None and outcome.value > 0.5
+    assert outcome.value is not None
+    assert outcome.value > 0.5
