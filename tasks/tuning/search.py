@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tasks.tuning.settings import ParamSpec, TuneSettings
 from tasks.tuning.space import suggest
@@ -71,7 +71,7 @@ class SearchFailed(Exception):
     """Every trial failed: the message lists the reasons."""
 
 
-def make_study(settings: TuneSettings, direction: str, storage: str | None, study_name: str) -> Any:
+def make_study(settings: TuneSettings, direction: Literal["minimize", "maximize"], storage: str | None, study_name: str) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
@@ -161,9 +161,9 @@ def prune_rule(settings: TuneSettings, done: Sequence[TrialOutcome], higher_is_b
 def tell(study: Any, trial: Any, outcome: TrialOutcome) -> None:
     from optuna.trial import TrialState
 
-    for step, value in enumerate(outcome.curve, start=1):
-        if math.isfinite(value):
-            trial.report(value, step)
+    for step, point in enumerate(outcome.curve, start=1):
+        if math.isfinite(point):
+            trial.report(point, step)
     for key, value in {"reason": outcome.reason, "worker": outcome.worker, "seconds": round(outcome.seconds, 3)}.items():
         if value is not None:
             trial.set_user_attr(key, value)

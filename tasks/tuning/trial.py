@@ -111,7 +111,7 @@ def run_trial(
     outcome = TrialOutcome(number, dict(params), "completed", worker=f"{socket.gethostname()}:{os.getpid()}")
     keras = import_keras()
 
-    class Watch(keras.callbacks.Callback):  # type: ignore[misc, name-defined]
+    class Watch(keras.callbacks.Callback):  # type: ignore[name-defined]
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             loss = float((logs or {}).get("loss", float("nan")))
             outcome.losses.append(loss)
