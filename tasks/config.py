@@ -19,6 +19,7 @@ from tasks.compression.settings import CompressionSettings
 from tasks.frozen import Frozen
 from tasks.monitoring.settings import MonitoringSettings
 from tasks.registry.promotion_settings import PromotionSettings
+from tasks.tuning.settings import TuneSettings
 
 
 class ConfigError(ValueError):
@@ -153,6 +154,7 @@ class PmfConfig(Frozen):
     promotion: PromotionSettings = PromotionSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     retrain: RetrainSettings = RetrainSettings()
+    tune: TuneSettings = TuneSettings()
 
     @field_validator("name")
     @classmethod
