@@ -37,7 +37,7 @@ DATA = REPO / "data"
 
 # One real `pmf server start` per session, shared by every slow test that asks for `local_server`
 # (registered once here: imported into several conftests, each would start its own server).
-pytest_plugins = ["tests.support.local_server"]
+pytest_plugins = ["tests.support.local_server", "tests.support.team"]
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ EXPECTED = {
     "monitor": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"}, {0, 1, 2, 3}),
     "alerts": ({"PMF_HOME", "PREFECT_API_URL"}, {0, 1, 2}),
     "status": ({"PMF_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"}, {0, 1, 2}),
+    "team": ({"PMF_HOME"}, {0, 1, 2}),
 }
 
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from flows.cli import alerts, models, monitor, retrain, run, schedule, serve, server, status
+from flows.cli import alerts, models, monitor, retrain, run, schedule, serve, server, status, team
 from flows.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -57,7 +57,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     parser.add_argument("--version", action="version", version=f"pmf {package_version()}", help="print pmf's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, title="commands", metavar="COMMAND")
     handlers: dict[str, Handler] = {}
-    for group in (run, models, serve, server, schedule, retrain, monitor, alerts, status):
+    for group in (run, models, serve, server, schedule, retrain, monitor, alerts, status, team):
         handlers.update(group.add_commands(commands))
     return parser, handlers
 

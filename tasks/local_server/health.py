@@ -39,12 +39,13 @@ def mlflow_answers(url: str) -> bool:
     return _request(f"{url}/health")[0] == 200
 
 
-def runner_heartbeat(api_url: str, name: str = RUNNER_NAME) -> datetime | None:
-    """When the runner last told the Prefect server it is alive (None: never, or no server).
+def runner_heartbeat(api_url: str, name: str = RUNNER_NAME, pool: str = WORK_POOL) -> datetime | None:
+    """When the worker `name` of work pool `pool` (default: the runner) last told the Prefect server it
+    is alive (None: never, or no server).
 
     The worker row outlives the worker in Prefect's database: compare the time with when it started.
     """
-    status, body = _request(f"{api_url}/work_pools/{WORK_POOL}/workers/filter", {})
+    status, body = _request(f"{api_url}/work_pools/{pool}/workers/filter", {})
     if status != 200:
         return None
     for worker in json.loads(body):

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -134,16 +134,23 @@ def log_file(home: Path, name: str) -> Path:
 
 def spawn(name: str, command: list[str], env: dict[str, str], home: Path) -> ServerProcess:
     """Start one process detached (new session, no terminal), its output appended to its log."""
-    log = log_file(home, name)
+    url = None if name == "runner" else command[command.index("--port") + 1]
+    return spawn_logged(command, env, home, log_file(home, name), f"pmf server start: {name}", url and f"http://{HOST}:{url}")
+
+
+def spawn_logged(
+    command: list[str], env: dict[str, str], cwd: Path, log: Path, header: str, url: str | None = None
+) -> ServerProcess:
+    """Start `command` detached (a new session, stdin from /dev/null), its output appended to `log` after
+    a line with `header` and the time."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        out.write(f"\n---- pmf server start: {name} at {datetime.now(UTC).isoformat(timespec='seconds')}\n".encode())
+        out.write(f"\n---- {header} at {datetime.now(UTC).isoformat(timespec='seconds')}\n".encode())
         out.flush()
         process = subprocess.Popen(
-            command, cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    url = None if name == "runner" else command[command.index("--port") + 1]
-    return ServerProcess(process.pid, start_time(process.pid) or "", str(log), url and f"http://{HOST}:{url}")
+    return ServerProcess(process.pid, start_time(process.pid) or "", str(log), url)
 
 
 def start_server(home: Path, ports: Ports, before_runner: Callable[[str], object] | None = None) -> ServerState:
@@ -211,15 +218,23 @@ PART_NAMES = {"prefect": "the Prefect server", "mlflow": "the MLflow server", "r
 
 def wait_healthy(state: ServerState, checks: dict[str, Callable[[], bool]], deadline: float) -> None:
     """Poll each part's check until all hold; StartFailed as soon as one's process exits, or at the deadline."""
+    wait_for_parts(state.processes, checks, deadline, PART_NAMES)
+
+
+def wait_for_parts(
+    processes: Mapping[str, ServerProcess], checks: dict[str, Callable[[], bool]], deadline: float, names: Mapping[str, str]
+) -> None:
+    """Poll each check until all hold; StartFailed naming the part (`names`) and its log as soon as its
+    process exits, or at the deadline."""
     pending = dict(checks)
     while pending:
         for name, answers in list(pending.items()):
-            process = state.processes[name]
+            process = processes[name]
             if answers():
                 del pending[name]
             elif not process.is_up():
-                raise StartFailed(PART_NAMES[name], "exited during start", Path(process.log))
+                raise StartFailed(names[name], "exited during start", Path(process.log))
             elif time.monotonic() > deadline:
-                raise StartFailed(PART_NAMES[name], f"did not answer within {START_TIMEOUT_S:.0f}s", Path(process.log))
+                raise StartFailed(names[name], f"did not answer within {START_TIMEOUT_S:.0f}s", Path(process.log))
         if pending:
             time.sleep(0.25)  # other processes coming up: nothing to be notified by

@@ -13,7 +13,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tasks.processes import is_alive
 
@@ -86,7 +86,7 @@ class ServerState:
         """Nothing it started is left (a crash, kill -9, a reboot): the file only misleads."""
         return self.on_this_host() and not any(self.up().values())
 
-    def with_process(self, name: str, process: ServerProcess) -> ServerState:
+    def with_process(self, name: str, process: ServerProcess) -> Self:
         return replace(self, processes={**self.processes, name: process})
 
     def to_json(self) -> dict[str, Any]:

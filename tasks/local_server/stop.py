@@ -19,11 +19,11 @@ from tasks.local_server.state import PROCESS_NAMES, SERVER_ID_VARIABLE, ServerSt
 TERM_TIMEOUT_S = 15.0
 
 
-def server_processes(server_id: str) -> list[int]:
-    """Pids of the running processes (zombies aside) whose environment carries `server_id`."""
+def server_processes(server_id: str, variable: str = SERVER_ID_VARIABLE) -> list[int]:
+    """Pids of the running processes (zombies aside) whose environment carries `variable=server_id`."""
     if not server_id:
         return []
-    mark = f"{SERVER_ID_VARIABLE}={server_id}".encode()
+    mark = f"{variable}={server_id}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -42,8 +42,12 @@ def part_processes(state: ServerState, name: str) -> list[int]:
     process = state.processes.get(name)
     if process is None:
         return []
-    ours = server_processes(state.server_id)
-    return [pid for pid in ours if pid == process.pid or _descends_from(pid, process.pid)]
+    return process_tree(process.pid, server_processes(state.server_id))
+
+
+def process_tree(pid: int, ours: list[int]) -> list[int]:
+    """Of the pids `ours`, `pid` itself and those that descend from it or share its session."""
+    return [each for each in ours if each == pid or _descends_from(each, pid)]
 
 
 def _descends_from(pid: int, ancestor: int) -> bool:
@@ -75,8 +79,9 @@ def stop_server(state: ServerState, timeout_s: float = TERM_TIMEOUT_S) -> dict[s
     return stopped
 
 
-def terminate(pids: list[int], server_id: str, timeout_s: float) -> None:
-    """SIGTERM each, wait until they are gone or `timeout_s` passed, then SIGKILL what is left and still ours."""
+def terminate(pids: list[int], server_id: str, timeout_s: float, variable: str = SERVER_ID_VARIABLE) -> None:
+    """SIGTERM each, wait until they are gone or `timeout_s` passed, then SIGKILL what is left and still
+    ours (its environment still holds `variable=server_id`)."""
     for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
         for pid in pids:
             try:
@@ -88,7 +93,7 @@ def terminate(pids: list[int], server_id: str, timeout_s: float) -> None:
             time.sleep(0.1)  # other processes exiting: nothing to be notified by
         if not pids:
             return
-        pids = [pid for pid in pids if pid in server_processes(server_id)]  # a pid reused meanwhile is not ours
+        pids = [pid for pid in pids if pid in server_processes(server_id, variable)]  # a pid reused meanwhile is not ours
 
 
 def _running(pid: int) -> bool:
