@@ -18,7 +18,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.states import State
 
-from flows import stages, ui
+from flows import stages, tune_stage, ui
 from flows.compress_stage import compress
 from flows.console import CONSOLE
 from tasks import processes
@@ -114,6 +114,10 @@ def train_to_production(
     Once trained, the batches in `keep` are recorded as trained on (a copy of each file in the store,
     tasks.retraining.batches), so a retrain knows them and can rebuild its window from them."""
     data = stages.preprocess(ctx, batch, schema)
+    search = tune_stage.tune(ctx, data, batch.sha256)
+    if search is not None:  # the best trial's values train the final model
+        ctx.cfg = ctx.cfg.model_copy(update={"train": tune_stage.tuned_config(ctx.cfg.train, search)})
+        result.tuning = search.to_json()
     with kept_once_trained(ctx, keep, "pmf retrain" if warm_start else "pmf run"):
         trained = stages.train(ctx, data, batch.sha256, warm_start)
     result.warm_start, result.warm_start_reason = trained.warm_start, ctx.warm_start.reason if ctx.warm_start else None

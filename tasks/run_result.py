@@ -45,6 +45,8 @@ class RunResult:
     # A retrain's batches: `new` (trained on now), `rejected` (with their failed expectations), `skipped`
     # (trained on or rejected before), `window` (what older data went with them); None for `pmf run`.
     batches: dict[str, Any] | None = None
+    # The hyper-parameter search when tuned (DECISIONS.md: trials, completed, pruned, failed, best, seconds).
+    tuning: dict[str, Any] | None = None
     drift: dict[str, Any] | None = None  # the drift summary that triggered a retrain, as the monitor sent it
     compression: list[dict[str, Any]] = field(default_factory=list)
     shipped_variant: str | None = None
@@ -70,8 +72,9 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types only (numpy scalars become numbers); `error` only when there is one."""
         payload = {**asdict(self), "outcome": self.outcome}
-        if payload["error"] is None:
-            del payload["error"]
+        for optional in ("error", "tuning"):
+            if payload[optional] is None:
+                del payload[optional]
         return json_safe(payload)
 
 

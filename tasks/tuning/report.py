@@ -1,0 +1,101 @@
+"""What a search shows: the trials table (best first), a parallel-coordinates plot, the study's name."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tasks.config import PmfConfig
+    from tasks.tuning.search import SearchResult
+
+
+def study_name(name: str, data_sha256: str, cfg: PmfConfig) -> str:
+    """One study per dataset name, data and search settings: the same run again resumes it, any change starts anew."""
+    settings = cfg.tune.model_dump_json() + cfg.train.model_dump_json()
+    return f"pmf-{name}-{hashlib.sha256((data_sha256 + settings).encode()).hexdigest()[:12]}"
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    return value
+
+
+def trial_rows(result: SearchResult, limit: int | None = None) -> list[dict[str, Any]]:
+    """One row per trial, best first: number, state, value, its values, epochs, seconds, why it stopped."""
+    rows = []
+    for outcome in result.ranked()[:limit]:
+        rows.append(
+            {
+                "trial": outcome.number,
+                "state": outcome.state,
+                f"val_{result.metric}": None if outcome.value is None else round(outcome.value, 4),
+                **{k: _shown(v) for k, v in outcome.params.items()},
+                "epochs": outcome.epochs_run,
+                "seconds": round(outcome.seconds, 1),
+                "note": outcome.reason or ("best" if outcome is result.best else ""),
+            }
+        )
+    return rows
+
+
+def summary_lines(result: SearchResult, limit: int = 5) -> list[str]:
+    """A short fixed-width table of the best trials and the budget used, for the run's summary."""
+    rows = trial_rows(result, limit)
+    if not rows:
+        return []
+    keys = [k for k in rows[0] if k not in ("note",)]
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+    lines = ["  ".join(k.ljust(widths[k]) for k in keys)]
+    lines += ["  ".join(str(r[k]).ljust(widths[k]) for k in keys) for r in rows]
+    summary = result.to_json()
+    lines.append(
+        f"{summary['trials']} trials: {summary['completed']} completed, {summary['pruned']} pruned, "
+        f"{summary['failed']} failed in {result.seconds:.0f} s" + (" (time budget reached)" if result.out_of_time else "")
+    )
+    return lines
+
+
+def parallel_coordinates(result: SearchResult, path: Path) -> Path | None:
+    """Each completed or pruned trial as a line across its (scaled) values, coloured by its validation metric."""
+    shown = [o for o in result.outcomes if o.value is not None and math.isfinite(o.value)]
+    if len(shown) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted({k for o in shown for k in o.params})
+    columns = [*names, f"val_{result.metric}"]
+
+    def position(name: str, value: Any, values: list[Any]) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and all(isinstance(v, (int, float)) for v in values):
+            low, high = min(values), max(values)
+            if name == "learning_rate" and low > 0:
+                low, high, value = math.log10(low), math.log10(high), math.log10(value)
+            return 0.5 if high == low else (value - low) / (high - low)
+        labels = sorted({str(v) for v in values})
+        return labels.index(str(value)) / max(1, len(labels) - 1)
+
+    table = {n: [o.params.get(n) for o in shown] for n in names}
+    table[columns[-1]] = [o.value for o in shown]
+    values = [o.value for o in shown]
+    low, high = min(values), max(values)  # type: ignore[type-var]
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(columns)), 4))
+    cmap = plt.get_cmap("viridis")
+    for i, o in enumerate(shown):
+        ys = [position(c, table[c][i], table[c]) for c in columns]
+        shade = 0.5 if high == low else (o.value - low) / (high - low)  # type: ignore[operator]
+        ax.plot(range(len(columns)), ys, color=cmap(shade if result.higher_is_better else 1 - shade), alpha=0.8)
+    ax.set_xticks(range(len(columns)), columns, rotation=20)
+    ax.set_yticks([])
+    ax.set_title(f"{len(shown)} trials; brighter = better validation {result.metric}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
