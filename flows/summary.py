@@ -24,6 +24,8 @@ def render_run(result: dict[str, Any], data: str | None = None) -> str:
         lines += ["", "data rejected by validation: nothing trained, nothing registered, no alias moved"]
         lines += [line for e in result.get("errors", []) for line in failure_lines(e)]
         lines += ["", *next_step_lines(result, "run", data)]
+    if result.get("tuning"):
+        lines += ["", *tuning_lines(result["tuning"])]
     if result.get("metrics"):
         lines += ["", "metrics (test split, float model)"]
         lines += [f"  {k:<16} {metric(v)}" for k, v in result["metrics"].items()]
@@ -47,6 +49,22 @@ def render_run(result: dict[str, Any], data: str | None = None) -> str:
         lines += promotion_lines(result)
     lines += [*([""] if lines[-1] else []), *link_lines(result)]
     return "\n".join(fit(lines))
+
+
+def tuning_lines(tuning: dict[str, Any]) -> list[str]:
+    """The search's best trials (validation split) and the budget it used."""
+    metric_name = tuning.get("metric", "value")
+    lines = [
+        f"tuning  {tuning['trials']} trials: {tuning['completed']} completed, {tuning['pruned']} pruned, "
+        f"{tuning['failed']} failed in {seconds(tuning['seconds'])}"
+        + (" (time budget reached)" if tuning.get("minutes_budget_reached") else "")
+    ]
+    for trial in tuning.get("top", []):
+        value = "-" if trial["value"] is None else metric(trial["value"])
+        params = " ".join(f"{k}={v if isinstance(v, str) else _value(v)}" for k, v in trial["params"].items())
+        mark = "★" if tuning.get("best") and trial["number"] == tuning["best"]["trial"] else " "
+        lines.append(f"  {mark} #{trial['number']:<3} {trial['state']:<9} val_{metric_name} {value}  {params}")
+    return lines
 
 
 def promotion_lines(result: dict[str, Any]) -> list[str]:

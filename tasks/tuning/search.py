@@ -53,7 +53,9 @@ class SearchResult:
             if self.best is None
             else {"trial": self.best.number, "params": self.best.params, "value": self.best.value},
             "seconds": round(self.seconds, 3),
+            "minutes_budget_reached": self.out_of_time,
             "resumed": self.resumed,
+            "top": [o.to_json() for o in self.ranked()[:5]],
         }
 
     def ranked(self) -> list[TrialOutcome]:
