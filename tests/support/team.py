@@ -35,6 +35,7 @@ class TeamServers:
     env: dict[str, str] = field(repr=False)  # PMF_HOME and the team's exports set, for subprocesses
     prefix: str
     postgres_url: str = POSTGRES
+    started: subprocess.CompletedProcess | None = field(default=None, repr=False)  # what `pmf team up` printed
 
     @property
     def state(self) -> TeamState:
@@ -75,7 +76,7 @@ def team_up(home: Path, prefix: str | None = None, dask_workers: int = 2) -> Tea
         pytest.fail(f"pmf team up exited {done.returncode}:\n{done.stdout}\n{done.stderr}\n{team_logs(home)}")
     state = read_team_state(home)
     assert state is not None, f"pmf team up wrote no state file in {home}"
-    return TeamServers(home, {**env, **state.exports()}, prefix)
+    return TeamServers(home, {**env, **state.exports()}, prefix, started=done)
 
 
 def team_down(team: TeamServers) -> None:
