@@ -1,6 +1,7 @@
 """The tune stage, between preprocess and train: Optuna's ask/tell in the flow, each trial a Prefect task
 run (on the Dask cluster at PMF_DASK_ADDRESS, else on a local one sized to the machine) and a nested
-MLflow run under the stage's run. The best trial's values train the final model.
+MLflow run under the stage's run. Trial 0 takes the configured values (where the space holds them), so
+a search never ends worse than the model the config describes; the best trial's values train the final model.
 
 Trials see the train and validation splits only; the test split stays for the evaluation after training.
 """
@@ -23,7 +24,7 @@ from tasks.model.evaluate import HIGHER_IS_BETTER
 from tasks.registry import tracking
 from tasks.tuning.report import parallel_coordinates, study_name, trial_rows
 from tasks.tuning.search import Asked, SearchResult, run_search
-from tasks.tuning.space import apply_params, search_space
+from tasks.tuning.space import apply_params, configured_values, search_space
 from tasks.tuning.trial import PruneRule, TrialData, TrialOutcome, run_trial
 
 DASK_VARIABLE = "PMF_DASK_ADDRESS"
@@ -101,6 +102,7 @@ def tune(ctx: RunContext, data: Prepared, data_sha256: str) -> SearchResult | No
                 evaluate,
                 storage=storage,
                 study_name=study_name(ctx.name, data_sha256, ctx.cfg),
+                first=configured_values(base, space),
             )
         _record_search(ctx, run_id, result)
         return result
@@ -191,7 +193,7 @@ def _record_trial(ctx: RunContext, parent: str, outcome: TrialOutcome, metric: s
     tracking.end_run(run_id, "FAILED" if outcome.state == "failed" else "FINISHED")
 
 
-def _record_search(ctx: RunContext, run_id: str, result: SearchResult) -> None:
+def _record_search(ctx: RunContext, run_id: str, result: SearchResult, key: str = "tuning") -> None:
     summary = result.to_json()
     tracking.log_dict(run_id, {**summary, "trials_detail": [o.to_json() for o in result.ranked()]}, "tuning/summary.json")
     tracking.log_metrics(
@@ -201,12 +203,14 @@ def _record_search(ctx: RunContext, run_id: str, result: SearchResult) -> None:
     )
     if result.best is not None:
         tracking.log_params(run_id, {"best_trial": result.best.number, **{f"best.{k}": v for k, v in result.best.params.items()}})
-        tracking.log_params(ctx.parent_run_id, {"tuned_from_trial": result.best.number})
-    plot = parallel_coordinates(result, ctx.workdir / "tuning_parallel_coordinates.png")
+        tracking.log_params(
+            ctx.parent_run_id, {"tuned_from_trial" if key == "tuning" else "student_tuned_from_trial": result.best.number}
+        )
+    plot = parallel_coordinates(result, ctx.workdir / f"{key}_parallel_coordinates.png")
     if plot is not None:
         tracking.log_artifact(run_id, plot, "tuning")
     create_table_artifact(
-        key="tuning",
+        key=key,
         table=trial_rows(result),
         description=f"Trials of the search, best first: validation {result.metric}; pruned and failed trials say why.",
     )
@@ -215,3 +219,81 @@ def _record_search(ctx: RunContext, run_id: str, result: SearchResult) -> None:
         f"  {summary['completed']} completed, {summary['pruned']} pruned, {summary['failed']} failed in {result.seconds:.0f} s"
         + (f"; best: trial {best.number}, validation {result.metric} {best.value:.4f}" if best and best.value is not None else "")
     )
+
+
+@task(name="tune-student-trial", cache_policy=NO_CACHE, task_run_name="student-trial-{number}")
+def tune_student_trial(
+    number: int,
+    params: dict[str, Any],
+    teacher: Any,
+    build_student: Any,
+    arrays: Any,
+    scoring: TrialData,
+    task_kind: str,
+    base: Any,
+    metric: str,
+    seed: int,
+) -> TrialOutcome:
+    from tasks.tuning.student import run_student_trial
+
+    return run_student_trial(number, params, teacher, build_student, arrays, scoring, task_kind, base, metric, seed)  # type: ignore[arg-type]
+
+
+def tune_student(ctx: RunContext, data: Prepared, teacher: Any, settings: Any, arrays: Any, build_student: Any) -> Any:
+    """With tuning on and a distilled variant asked for: search the student's temperature, loss weight and
+    width on the validation split (threads in this process: the teacher stays here), and return the
+    compression settings with the best values; else `settings` unchanged. The scratch control is built
+    at the same width, so the two stay comparable."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from tasks.tuning.student import STUDENT_SPACE, student_settings
+
+    tune_cfg = ctx.cfg.tune
+    if not (tune_cfg.enabled and tune_cfg.distillation and "distilled_int8" in settings.variants):
+        return settings
+    task_kind = data.preprocessor.schema.task
+    metric = tune_cfg.metric or primary_metric_for(ctx.cfg, task_kind)
+    scoring = trial_data(data)
+    student_cfg = tune_cfg.model_copy(update={"trials": tune_cfg.distillation_trials, "space": {}})
+    with (
+        stage(ctx, "tune-student", f"tune the student ({tune_cfg.distillation_trials} trials)") as run_id,
+        ThreadPoolTaskRunner(max_workers=tune_cfg.parallelism) as runner,
+    ):
+
+        def evaluate(asked: Sequence[Asked]) -> list[TrialOutcome]:
+            futures = [
+                runner.submit(
+                    tune_student_trial,
+                    {
+                        "number": number,
+                        "params": params,
+                        "teacher": teacher,
+                        "build_student": build_student,
+                        "arrays": arrays,
+                        "scoring": scoring,
+                        "task_kind": task_kind,
+                        "base": settings.distillation,
+                        "metric": metric,
+                        "seed": ctx.cfg.train.seed,
+                    },
+                )
+                for number, params, _ in asked
+            ]
+            outcomes = [f.result() for f in futures]
+            for outcome in outcomes:
+                _record_trial(ctx, run_id, outcome, metric)
+                CONSOLE.line("  " + trial_line(outcome, metric).replace("trial", "student trial", 1))
+            return outcomes
+
+        base = settings.distillation
+        result = run_search(
+            student_cfg.model_copy(update={"pruning": False}),
+            STUDENT_SPACE,
+            metric,
+            HIGHER_IS_BETTER[metric],
+            evaluate,
+            first={"temperature": base.temperature, "alpha": base.alpha, "width_factor": base.width_factor},
+        )
+        _record_search(ctx, run_id, result, key="tuning-student")
+    assert result.best is not None
+    return settings.model_copy(update={"distillation": student_settings(base, result.best.params)})

@@ -121,16 +121,20 @@ def run_search(
     storage: str | None = None,
     study_name: str = "pmf",
     clock: Callable[[], float] = time.monotonic,
+    first: Mapping[str, Any] | None = None,
 ) -> SearchResult:
     """Ask, evaluate and tell until `settings.trials` trials are done or `settings.minutes` are spent
-    (a batch started before the budget ran out finishes). Raises SearchFailed when every trial failed."""
+    (a batch started before the budget ran out finishes). `first`: values the first trial takes (the
+    configured model), the rest sampled. Raises SearchFailed when every trial failed."""
     from optuna.trial import TrialState
 
     study = make_study(settings, "maximize" if higher_is_better else "minimize", storage, study_name)
-    outcomes = stored_outcomes(study)
-    resumed = len(outcomes)
-    for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+    outcomes = stored_outcomes(study)  # a resumed study's finished trials count; interrupted ones do not
+    for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(stale.number, state=TrialState.FAIL)  # left running by an interrupted search
+    if first and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(dict(first))
+    resumed = len(outcomes)
     started = clock()
     out_of_time = False
     while len(outcomes) < settings.trials:

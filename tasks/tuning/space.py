@@ -86,3 +86,24 @@ def apply_params(cfg: TrainConfig, params: Mapping[str, Any], epochs: int | None
     if epochs is not None:
         update["epochs"] = epochs
     return TrainConfig.model_validate({**cfg.model_dump(), **update})
+
+
+def configured_values(cfg: TrainConfig, space: Mapping[str, ParamSpec]) -> dict[str, Any]:
+    """The config's own values in the space's terms, where the space can hold them: the search's first
+    trial, so a search never ends worse than the model the config describes."""
+    values: dict[str, Any] = {k: getattr(cfg, k) for k in space if k in TrainConfig.model_fields}
+    if cfg.hidden_units:
+        values |= {"layers": len(cfg.hidden_units), "width": cfg.hidden_units[0]}
+    if cfg.conv_filters:
+        values |= {"conv_layers": len(cfg.conv_filters), "conv_base": cfg.conv_filters[0]}
+    return {k: v for k, v in values.items() if k in space and holds(space[k], v)}
+
+
+def holds(spec: ParamSpec, value: Any) -> bool:
+    if spec.fixed is not None:
+        return bool(spec.fixed == value)
+    if spec.choices is not None:
+        return value in spec.choices
+    assert spec.low is not None
+    assert spec.high is not None
+    return isinstance(value, (int, float)) and spec.low <= value <= spec.high

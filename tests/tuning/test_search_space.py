@@ -150,3 +150,16 @@ def test_a_stored_study_resumes_with_its_finished_trials(tmp_path):
     result = run_search(settings, space, "s", True, quadratic, storage=storage, study_name="penguins-abc")
     assert result.resumed == 2
     assert result.count("completed") == 4
+
+
+def test_the_first_trial_takes_the_configured_values_where_the_space_holds_them():
+    from tasks.tuning.space import configured_values
+
+    space = search_space(TuneSettings(space={"batch_size": ParamSpec(choices=(64, 128))}), "mlp")
+    first = configured_values(TrainConfig(hidden_units=(64, 32), batch_size=32), space)
+    assert first["layers"] == 2
+    assert first["width"] == 64
+    assert "batch_size" not in first  # 32 is not a choice any more: sampled instead
+    result = run_search(TuneSettings(trials=3, parallelism=3), space, "s", True, quadratic, first=first)
+    assert result.outcomes[0].params["width"] == 64
+    assert result.outcomes[0].params["layers"] == 2
