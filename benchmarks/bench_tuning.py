@@ -1,0 +1,192 @@
+"""Tuning: the same seeded 16-trial search on 1 vs 2 Dask workers (one thread each, TensorFlow's thread
+pools included), the per-trial orchestration overhead against the same trials run directly, and, with
+`--quality`, tuned against default configuration on digits and diabetes (test metric side by side).
+
+Trials run as pmf's flow runs them: `tune_trial` Prefect task runs on a DaskTaskRunner, Optuna ask/tell
+in the flow, a nested MLflow run per trial. Pruning is off so both runs do the same work.
+
+    python benchmarks/bench_tuning.py [--trials 16] [--rows 6000] [--quality]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).parent))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def arrays(rows: int):
+    import numpy as np
+
+    from tasks.tuning.trial import TrialData
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 20)).astype(np.float32)
+    y = (np.tanh(x[:, :5].sum(axis=1)) + 0.3 * rng.normal(size=rows) > 0).astype(np.int64) + (x[:, 5] > 1).astype(np.int64)
+    cut = int(rows * 0.8)
+    return TrialData(x[:cut], y[:cut], x[cut:], y[cut:], "classification", 3)
+
+
+def search(address: str, trials: int, rows: int, experiment_id: str) -> tuple[float, list]:
+    """The seeded search on the cluster at `address`; (wall seconds, outcomes)."""
+    from prefect_dask import DaskTaskRunner
+
+    from flows.tune_stage import _record_trial, tune_trial
+    from tasks.config import TrainConfig
+    from tasks.registry import tracking
+    from tasks.tuning.search import run_search
+    from tasks.tuning.settings import TuneSettings
+    from tasks.tuning.space import apply_params, search_space
+
+    settings = TuneSettings(trials=trials, parallelism=2, pruning=False, seed=3, epochs=4)
+    space = search_space(settings, "mlp")
+    data = arrays(rows)
+    base = TrainConfig(early_stopping_patience=50)
+    parent = tracking.start_run(experiment_id, f"search-{address}")
+    ctx = SimpleNamespace(experiment_id=experiment_id)
+    start = time.perf_counter()
+    with DaskTaskRunner(address=address) as runner:
+
+        def evaluate(asked):
+            futures = [
+                runner.submit(
+                    tune_trial,
+                    {"number": n, "params": p, "cfg": apply_params(base, p, 4), "data": data, "metric": "accuracy", "prune": r},
+                )
+                for n, p, r in asked
+            ]
+            outcomes = [f.result() for f in futures]
+            for outcome in outcomes:
+                _record_trial(ctx, parent, outcome, "accuracy")  # type: ignore[arg-type]
+            return outcomes
+
+        result = run_search(settings, space, "accuracy", True, evaluate)
+    wall = time.perf_counter() - start
+    tracking.end_run(parent)
+    return wall, result.outcomes
+
+
+DIRECT = """
+import json, sys, time
+sys.path.insert(0, {repo!r}); sys.path.insert(0, {bench!r})
+from bench_tuning import arrays
+from tasks.config import TrainConfig
+from tasks.tuning.space import apply_params
+from tasks.tuning.trial import run_trial
+data = arrays({rows})
+params = json.loads({params!r})
+run_trial(-1, params[0], apply_params(TrainConfig(early_stopping_patience=50), params[0], 4), data, "accuracy")  # imports, graph
+start = time.perf_counter()
+for i, p in enumerate(params):
+    run_trial(i, p, apply_params(TrainConfig(early_stopping_patience=50), p, 4), data, "accuracy")
+print(time.perf_counter() - start)
+"""
+
+
+def direct(params: list[dict], rows: int) -> float:
+    """The same trials, one after the other, in one plain one-thread process (imports and warm-up untimed)."""
+    code = DIRECT.format(repo=str(REPO), bench=str(Path(__file__).parent), rows=rows, params=json.dumps(params))
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **ONE_THREAD}, capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def speed_up(trials: int, rows: int) -> list[tuple[str, str]]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    from tasks.registry import tracking
+    from tests.support.dask_cluster import dask_cluster
+
+    folder = Path(tempfile.mkdtemp(prefix="pmf-bench-tuning-"))
+    os.environ["PMF_HOME"] = str(folder / "home")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'home' / 'mlflow.db'}"
+    (folder / "home").mkdir(parents=True)
+    rows_out = []
+    with prefect_test_harness(server_startup_timeout=120):
+        from prefect.settings import PREFECT_API_URL
+
+        env = {**ONE_THREAD, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+        experiment = tracking.ensure_experiment("bench-tuning")
+        walls = {}
+        for workers in (1, 2):
+            with dask_cluster(folder / f"dask-{workers}", workers, env) as cluster:
+                search(cluster.address, 2, rows, experiment)  # warm-up: imports on each worker, untimed
+                walls[workers], outcomes = search(cluster.address, trials, rows, experiment)
+                if workers == 1:
+                    params = [o.params for o in outcomes]
+    baseline = direct(params, rows)
+    overhead = (walls[1] - baseline) / trials
+    rows_out += [
+        (f"{trials} trials, 1 Dask worker (s)", f"{walls[1]:.1f}"),
+        (f"{trials} trials, 2 Dask workers (s)", f"{walls[2]:.1f}"),
+        ("speed-up 2 vs 1 worker (goal ≥ 1.7)", f"{walls[1] / walls[2]:.2f}×"),
+        (f"the same {trials} trials run directly, one process (s)", f"{baseline:.1f}"),
+        ("orchestration per trial (goal ≤ 0.5 s)", f"{overhead:.2f} s"),
+    ]
+    return rows_out
+
+
+def quality() -> list[tuple[str, str]]:
+    """`pmf run` with and without --tune on digits (CNN) and diabetes (regression): test metric side by side."""
+    out = []
+    for config, trials in (("digits", 8), ("diabetes", 12)):
+        results = {}
+        for label, extra in (("default", []), ("tuned", ["--tune", "--set", f"tune.trials={trials}"])):
+            home = tempfile.mkdtemp(prefix=f"pmf-bench-tune-{config}-")
+            env = {**os.environ, "PMF_HOME": home}
+            for key in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
+                env.pop(key, None)
+            done = subprocess.run(
+                [sys.executable, "-m", "flows.cli", "run", "--config", f"data/{config}.yaml", *extra, "--json"],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            results[label] = json.loads(done.stdout.strip().splitlines()[-1])
+        metric = results["default"]["primary_metric"]
+        out.append(
+            (
+                f"{config}: test {metric}, default → tuned",
+                f"{results['default']['metrics'][metric]:.4f} → {results['tuned']['metrics'][metric]:.4f}",
+            )
+        )
+        for label in ("default", "tuned"):
+            rows = {r["variant"]: r for r in results[label].get("compression", [])}
+            if "distilled_int8" in rows and "student_scratch_int8" in rows:
+                d, s = rows["distilled_int8"]["metrics"].get(metric), rows["student_scratch_int8"]["metrics"].get(metric)
+                out.append((f"{config} ({label}): distilled_int8 vs student_scratch_int8 {metric}", f"{d:.4f} vs {s:.4f}"))
+        out.append((f"{config}: tuning seconds", f"{results['tuned'].get('tuning', {}).get('seconds', float('nan')):.0f}"))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--rows", type=int, default=6000)
+    parser.add_argument("--quality", action="store_true", help="also tuned vs default on digits and diabetes (slow)")
+    parser.add_argument("--quick", action="store_true", help="8 trials")
+    args = parser.parse_args()
+    rows = speed_up(8 if args.quick else args.trials, args.rows)
+    if args.quality:
+        rows += quality()
+    print("| measure | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
