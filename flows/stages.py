@@ -27,6 +27,7 @@ from tasks.data import suite
 from tasks.data.load import DataError, file_sha256, read_table
 from tasks.data.preprocess import Preprocessor, Split, fit_preprocessor, split_frame
 from tasks.data.schema import Schema, Task
+from tasks.data.sql_source import SqlSource
 from tasks.data.suite import DataRejected, SuiteDocument, rejection_message
 from tasks.data.validate import ValidationReport
 from tasks.data.validation_report import write_report
@@ -121,8 +122,11 @@ def open_parent_run(
 
 @dataclass
 class Batch:
+    """The rows of one batch, where they came from (a file, or a PostgreSQL table or query) and their hash
+    (the file's SHA-256; for SQL, over the rows read: tasks/data/sql_source.py)."""
+
     frame: pd.DataFrame
-    path: Path
+    source: Path | SqlSource
     sha256: str
 
 
@@ -146,11 +150,16 @@ def stage(ctx: RunContext, name: str, shown: str | None = None) -> Iterator[str]
 
 @task(name="load", cache_policy=NO_CACHE)
 @expected_outcomes
-def load_batch(path: Path) -> Batch:
+def load_batch(source: Path | SqlSource) -> Batch:
     with CONSOLE.stage("load"):  # no child run: the batch is logged on the parent run as its dataset
-        frame = read_table(path)
-        CONSOLE.line(f"  {len(frame):,} rows × {frame.shape[1]} columns from {path}")
-        return Batch(frame, path, file_sha256(path))
+        if isinstance(source, SqlSource):
+            from tasks.data.sql_source import read_sql_source
+
+            frame, sha256 = read_sql_source(source)
+        else:
+            frame, sha256 = read_table(source), file_sha256(source)
+        CONSOLE.line(f"  {len(frame):,} rows × {frame.shape[1]} columns from {source}")
+        return Batch(frame, source, sha256)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
@@ -175,12 +184,12 @@ def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationRep
         version, document = (
             stored if stored else (None, suite.infer_suite_document(ctx.name, frame, target, task_kind, batch.sha256, ctx.cfg))
         )
-        report = _validate(ctx, frame, document)
+        report, where = _validate(ctx, batch, frame, document)
         if report.success and version is None:
             version, winner = datasets.save_suite(ctx.experiment_id, ctx.name, document, replace=ctx.update_suite)
             if winner != json_safe(document):  # another first run stored its suite first: use that one (compared as stored: JSON)
                 CONSOLE.line(f"  suite v{version} was stored meanwhile by another run; validating against it")
-                document, report = winner, _validate(ctx, frame, winner)
+                document, (report, where) = winner, _validate(ctx, batch, frame, winner)
             else:
                 CONSOLE.line(
                     f"  inferred expectation suite v{version} from this batch ({len(document['expectations'])} expectations)"
@@ -188,11 +197,11 @@ def validate_batch(ctx: RunContext, batch: Batch) -> tuple[Schema, ValidationRep
         if report.success and ctx.record_config:
             _record_config(ctx)
         schema = Schema.from_dict(document["schema"])
-        _log_validation(ctx, run_id, batch, document, report, version)
+        _log_validation(ctx, run_id, batch, document, report, version, where)
         for column, reason in schema.dropped.items():
             CONSOLE.line(f"  dropped column {column!r}: {reason}")
         CONSOLE.line(f"  {len(report.passed)}/{report.evaluated} expectations passed")
-        get_run_logger().info("%s", suite.validation_sentence(batch.path.name, report))
+        get_run_logger().info("%s", suite.validation_sentence(batch.source.name, report))
         if not report.success:
             raise DataRejected(report)
         assert version is not None  # a batch that passed has its suite stored
@@ -214,8 +223,19 @@ def _labelled_rows(ctx: RunContext, frame: pd.DataFrame, target: str, task_kind:
     return labelled
 
 
-def _validate(ctx: RunContext, frame: pd.DataFrame, document: SuiteDocument) -> ValidationReport:
-    return suite.validate_against_suite(ctx.name, frame, document, ctx.cfg.validation.min_rows_per_class)
+def _validate(ctx: RunContext, batch: Batch, frame: pd.DataFrame, document: SuiteDocument) -> tuple[ValidationReport, str]:
+    """The report, and where the suite ran: in pandas, or for a SQL batch inside PostgreSQL (the few
+    expectations GX cannot run in SQL on the rows read; the console line names them)."""
+    if not isinstance(batch.source, SqlSource):
+        return suite.validate_against_suite(ctx.name, frame, document, ctx.cfg.validation.min_rows_per_class), "pandas"
+    from tasks.data.validate_sql import validate_sql_against_suite
+
+    checked = validate_sql_against_suite(ctx.name, batch.source, frame, document, ctx.cfg.validation.min_rows_per_class)
+    CONSOLE.line(checked.sentence())
+    where = f"PostgreSQL (GX {checked.engine}): {checked.in_database} expectations"
+    if checked.in_pandas:
+        where += f"; pandas (GX cannot run them in SQL): {', '.join(checked.in_pandas)}"
+    return checked.report, where
 
 
 def _record_config(ctx: RunContext) -> None:
@@ -230,23 +250,31 @@ def _record_config(ctx: RunContext) -> None:
 
 
 def _log_validation(
-    ctx: RunContext, run_id: str, batch: Batch, document: SuiteDocument, report: ValidationReport, version: int | None
+    ctx: RunContext, run_id: str, batch: Batch, document: SuiteDocument, report: ValidationReport, version: int | None, where: str
 ) -> None:
     tracking.set_tags(ctx.parent_run_id, {"pmf.config_source": ctx.config_source})
     tracking.log_dict(run_id, document, "suite/suite.json")
     tracking.log_dict(run_id, {**report.summary(), "failures": report.failures}, "validation/result.json")
     facts = {
-        "data": str(batch.path),
+        "data": str(batch.source),
         "rows": f"{len(batch.frame):,}",
         "sha256": batch.sha256,
         "suite": f"v{version}" if version else "inferred from this batch (not stored: it was rejected)",
+        "validated in": where,
     }
     page = write_report(report, ctx.workdir / "validation_report.html", ctx.name, facts)
     tracking.log_artifact(run_id, page, "validation")  # validation/validation_report.html, beside result.json
     tracking.log_metrics(run_id, {"expectations": report.evaluated, "failed_expectations": report.failed})
     tracking.log_params(
-        run_id, {"suite_version": version or "rejected-first-batch", "data_sha256": batch.sha256, "rows": len(batch.frame)}
+        run_id,
+        {
+            "suite_version": version or "rejected-first-batch",
+            "data_sha256": batch.sha256,
+            "rows": len(batch.frame),
+            "validated_in": where.split(" (", 1)[0],  # pandas | PostgreSQL
+        },
     )
+    tracking.set_tags(run_id, {"pmf.validated_in": where})
 
 
 @task(name="preprocess", cache_policy=NO_CACHE)

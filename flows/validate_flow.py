@@ -48,11 +48,11 @@ def validate_flow(request: RunRequest) -> State:
     try:
         batch = stages.settled(stages.load_batch(request.data))
         tracking.log_dataset(
-            parent, batch.frame, batch.path, batch.sha256, "validation", request.target or request.cfg.data.target
+            parent, batch.frame, batch.source, batch.sha256, "validation", request.target or request.cfg.data.target
         )
         _, report, version = stages.settled(stages.validate_batch(ctx, batch))
         result.update(status="valid", suite_version=version, **report.summary(), errors=[])
-        message = f"valid: {validation_sentence(batch.path.name, report).removeprefix('validated ')}"
+        message = f"valid: {validation_sentence(batch.source.name, report).removeprefix('validated ')}"
     except DataRejected as exc:
         result.update(status="data_rejected", **exc.report.summary(), errors=exc.report.failures)
         message = rejection_message(exc)

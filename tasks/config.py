@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tasks.compression.settings import CompressionSettings
+from tasks.data.sql_source import SqlSource, looks_like_url
 from tasks.frozen import Frozen
 from tasks.monitoring.settings import MonitoringSettings
 from tasks.registry.promotion_settings import PromotionSettings
@@ -53,7 +54,11 @@ def check_name(name: str, origin: str) -> str:
 
 
 class DataConfig(Frozen):
-    path: str | None = Field(None, description="CSV or Parquet file; relative paths are resolved against the config file")
+    path: str | None = Field(
+        None,
+        description="CSV or Parquet file (relative paths are resolved against the config file), "
+        "or a PostgreSQL URL with ?table= or ?query=",
+    )
     target: str | None = None
     task: Literal["classification", "regression"] | None = Field(None, description="inferred from the target when unset")
     drop_columns: tuple[str, ...] = ()
@@ -249,7 +254,7 @@ def load_config(
     raw = read_yaml(path) if path else _deep_copy(base or {})
     raw = apply_overrides(raw, overrides or [])
     data_path = raw.get("data", {}).get("path") if isinstance(raw.get("data"), dict) else None
-    if path and data_path and not Path(data_path).is_absolute():
+    if path and data_path and not looks_like_url(str(data_path)) and not Path(data_path).is_absolute():
         raw["data"]["path"] = str((path.parent / data_path).resolve())
     try:
         return PmfConfig.model_validate(raw)
@@ -286,9 +291,11 @@ def _describe(exc: ValidationError) -> str:
 
 @dataclass(frozen=True)
 class RunRequest:
-    """One batch of a named dataset and the config to run it with: what `pmf run` / `pmf validate` hand a flow."""
+    """One batch of a named dataset and the config to run it with: what `pmf run` / `pmf validate` hand a flow.
 
-    data: Path
+    `data`: a CSV or Parquet file, or a PostgreSQL table or query (`str()` masks its password)."""
+
+    data: Path | SqlSource
     name: str
     cfg: PmfConfig
     target: str | None = None

@@ -13,9 +13,9 @@ from flows.cli.common import (
     EXIT_OK,
     EXIT_REJECTED,
     EXIT_USAGE,
+    dask_option,
     emit,
     help_epilog,
-    dask_option,
     json_option,
     prepare_environment,
     usage_failure,
@@ -57,6 +57,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
                 "pmf run --data sales.csv --target churned      # first batch of `sales`",
                 "pmf run --data sales_2026_12.csv --name sales  # a later batch",
                 "pmf run --config data/diabetes.yaml --set train.epochs=5 --json",
+                "pmf run --data 'postgresql://me@db/shop?table=sales' --target churned",
             ],
         ),
     )
@@ -71,6 +72,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
             {EXIT_OK: "the batch passed every expectation", EXIT_FAILED: "", EXIT_USAGE: "", EXIT_REJECTED: ""},
             [
                 "pmf validate --data data/batches/penguins_new.csv --name penguins",
+                "pmf validate --data 'postgresql://me@db/shop?table=sales_2026_12' --name sales",
             ],
         ),
     )
@@ -81,9 +83,10 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
 def data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
-        type=Path,
-        metavar="PATH",
-        help="CSV or Parquet file (default: the config's data.path, else the bundled penguins)",
+        metavar="PATH|URL",
+        help="CSV or Parquet file, or a PostgreSQL table or query: postgresql+psycopg://USER@HOST:PORT/DB"
+        "?table=[SCHEMA.]NAME or ?query=SELECT... URL-encoded; validated inside the database "
+        "(default: the config's data.path, else the bundled penguins)",
     )
     parser.add_argument(
         "--target",
@@ -91,7 +94,9 @@ def data_options(parser: argparse.ArgumentParser) -> None:
         help="target column (default: the config's data.target; required the first time a name is seen)",
     )
     parser.add_argument(
-        "--name", help="dataset and registered model name (default: the config's name, else the data file's stem)"
+        "--name",
+        help="dataset and registered model name (default: the config's name, else the data file's stem or the "
+        "table's name; a query needs one)",
     )
     parser.add_argument("--task", choices=["classification", "regression"], help="(default: inferred from the target)")
     parser.add_argument(
@@ -136,12 +141,11 @@ def _request(args: argparse.Namespace, before_store: Callable[[str, Path], None]
     overrides = [*args.overrides, *([f"data.task={args.task}"] if args.task else [])]
     file_cfg = load_config(config_file, overrides) if config_file is not None else None
     # A recorded config never names the data: the batch is --data, else the config file's data.path.
-    data = args.data or (Path(file_cfg.data.path) if file_cfg is not None and file_cfg.data.path else None)
+    data = _data(args.data or (file_cfg.data.path if file_cfg is not None and file_cfg.data.path else None))
     if data is None:
-        raise ConfigError("no data: pass --data PATH or a --config with data.path")
+        raise ConfigError("no data: pass --data PATH (or a PostgreSQL URL) or a --config with data.path")
     name = _name(args, file_cfg, overrides, data)
-    if not data.exists():
-        raise ConfigError(f"data file {data} does not exist")
+    _check_exists(data)
     if before_store is not None:
         before_store(name, data)
     recorded = _recorded_config(name)
@@ -160,7 +164,7 @@ def _request(args: argparse.Namespace, before_store: Callable[[str, Path], None]
     check_declared_rules(cfg.validation)
     record: Literal["first", "update"] | None = "update" if args.update_config else ("first" if recorded is None else None)
     return RunRequest(
-        data=data.resolve(),
+        data=data.resolve() if isinstance(data, Path) else data,
         name=name,
         cfg=cfg,
         target=args.target,
@@ -171,8 +175,32 @@ def _request(args: argparse.Namespace, before_store: Callable[[str, Path], None]
     )
 
 
-def _name(args: argparse.Namespace, file_cfg: Any, overrides: list[str], data: Path) -> str:
-    """--name, else the config's `name` (file or --set), else the data file's stem; all on one allow-list.
+def _data(given: str | None) -> Any:
+    """The batch to read: a file Path, or a `SqlSource` for a database URL (ConfigError naming the URL, its
+    password masked, when it is not one pmf reads). Nothing is imported for a file."""
+    if given is None:
+        return None
+    from tasks.data.sql_source import looks_like_url, parse_sql_source
+
+    return parse_sql_source(given) if looks_like_url(given) else Path(given)
+
+
+def _check_exists(data: Any) -> None:
+    """A missing file, or a table (query, database, login) PostgreSQL does not have, is a usage error;
+    a database server that does not answer raises SqlSourceUnreachable (exit 1, like any server down)."""
+    from tasks.config import ConfigError
+
+    if not isinstance(data, Path):
+        from tasks.data.sql_source import check_sql_source
+
+        check_sql_source(data)
+    elif not data.exists():
+        raise ConfigError(f"data file {data} does not exist")
+
+
+def _name(args: argparse.Namespace, file_cfg: Any, overrides: list[str], data: Any) -> str:
+    """--name, else the config's `name` (file or --set), else the data file's stem or the table's name; all
+    on one allow-list. A query has no name of its own: it needs one of the first two.
 
     A stem that fails it is not cleaned up into some other name: the user is asked for --name.
     """
@@ -183,8 +211,13 @@ def _name(args: argparse.Namespace, file_cfg: Any, overrides: list[str], data: P
     configured = file_cfg.name if file_cfg is not None else apply_overrides({}, overrides).get("name")
     if configured is not None:  # a config file's name was checked when the file was validated
         return check_name(str(configured), "--set name")
+    if not isinstance(data, Path) and data.table is None:
+        raise ConfigError(f"--data {data}: a query has no name of its own: pass --name NAME (or set name: in the config)")
+    stem, origin = (
+        (data.stem, f"the data file {data.name!r}") if isinstance(data, Path) else (data.table, f"the table name {data.table!r}")
+    )
     try:
-        return check_name(data.stem, f"the data file {data.name!r}")
+        return check_name(stem, origin)
     except ConfigError as exc:
         raise ConfigError(f"{exc}; pass --name NAME") from None
 
@@ -196,7 +229,7 @@ def _recorded_config(name: str) -> Any:
     return recorded_config(name)
 
 
-def start_command(args: argparse.Namespace, name: str, data: Path) -> None:
+def start_command(args: argparse.Namespace, name: str, data: Any) -> None:
     """Say what runs within a second of the command starting, before the seconds of imports (Prefect,
     MLflow, GX, TensorFlow), the MLflow store's first use and Prefect's server start; then prepare the
     workspace (which imports Prefect)."""
@@ -234,7 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result["status"] == "usage_error":  # a config problem found once the data was read
         return usage_failure(result["error"], args.json)
     code = {"completed": EXIT_OK, "data_rejected": EXIT_REJECTED}.get(result["status"], EXIT_FAILED)
-    return emit(result, args.json, code, functools.partial(render_run, data=str(args.data or request.data)))
+    return emit(result, args.json, code, functools.partial(render_run, data=_shown(args, request)))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -256,7 +289,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if result["status"] == "usage_error":
         return usage_failure(result["error"], args.json)
     code = EXIT_OK if result["status"] == "valid" else EXIT_REJECTED
-    return emit(result, args.json, code, functools.partial(render_validation, data=str(args.data or request.data)))
+    return emit(result, args.json, code, functools.partial(render_validation, data=_shown(args, request)))
+
+
+def _shown(args: argparse.Namespace, request: Any) -> str:
+    """The data as the summary names it: the path as typed, or the URL with its password masked."""
+    return str(args.data) if args.data and isinstance(request.data, Path) else str(request.data)
 
 
 def flow_result(state: Any) -> dict[str, Any]:

@@ -213,15 +213,15 @@ def validate_frame(
     keys = _gx_order(expectations)
     settled = _settled_by_summary(frame, expectations)
     run_by_gx = sorted((i for i in range(len(expectations)) if i not in settled), key=keys.__getitem__)
-    context = _context()
+    context = gx_context()
     source = context.data_sources.add_pandas(name="pmf")
     batch_definition = source.add_dataframe_asset(name=suite_name).add_batch_definition_whole_dataframe("batch")
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=[_to_gx(expectations[i]) for i in run_by_gx]))
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=[to_gx(expectations[i]) for i in run_by_gx]))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch_definition, suite=suite))
     # BASIC carries everything the report reads (observed value, unexpected count/percent, partial list)
     # without SUMMARY's extra value-count metrics per expectation.
     result = definition.run(batch_parameters={"dataframe": frame}, result_format="BASIC")
-    failures = _merge_missing_columns([_describe(r) for r in result.results if not r.success], frame)
+    failures = merge_missing_columns([describe_result(r) for r in result.results if not r.success], frame)
     passed = _passed_in_suite_order(result.results, run_by_gx, settled, expectations, keys)
     report = ValidationReport(bool(result.success), len(result.results) + len(settled), failures, passed)
     if report_dir is not None:
@@ -239,7 +239,7 @@ def _passed_in_suite_order(
     keys: list[tuple[int, int]],
 ) -> list[dict[str, Any]]:
     """The passing checks, GX's and the settled ones, in the order GX reports a whole suite."""
-    rows = [(keys[i], _describe(r)) for i, r in zip(run_by_gx, ran, strict=True) if r.success]
+    rows = [(keys[i], describe_result(r)) for i, r in zip(run_by_gx, ran, strict=True) if r.success]
     rows += [(keys[i], _describe_settled(expectations[i], value)) for i, value in settled.items()]
     return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
@@ -384,7 +384,7 @@ _SETTLERS = {
 }
 
 
-def _merge_missing_columns(failures: list[dict[str, Any]], frame: pd.DataFrame) -> list[dict[str, Any]]:
+def merge_missing_columns(failures: list[dict[str, Any]], frame: pd.DataFrame) -> list[dict[str, Any]]:
     """A missing column fails every expectation on it; report it once, as missing.
 
     The other expectations on that column are named in the existence failure's `also_failed`, so the
@@ -409,7 +409,7 @@ def _merge_missing_columns(failures: list[dict[str, Any]], frame: pd.DataFrame) 
     ]
 
 
-def _context() -> Any:
+def gx_context() -> Any:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -421,7 +421,7 @@ def _context() -> Any:
     return context
 
 
-def _to_gx(expectation: dict[str, Any]) -> Any:
+def to_gx(expectation: dict[str, Any]) -> Any:
     from great_expectations.exceptions import ExpectationNotFoundError
     from great_expectations.expectations.registry import get_expectation_impl
 
@@ -474,7 +474,7 @@ def _first_problem(exc: Any) -> str:
     return f"{field_name}: {error['msg']}" if field_name else error["msg"]
 
 
-def _describe(result: Any) -> dict[str, Any]:
+def describe_result(result: Any) -> dict[str, Any]:
     """`{column, expectation, expected, observed}` of one GX result, passed or failed."""
     config = result.expectation_config
     details = result.result or {}
