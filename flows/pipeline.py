@@ -152,15 +152,26 @@ def train_to_production(
 
 def kept_once_trained(ctx: stages.RunContext, batches: Sequence[stages.Batch], source: str) -> Any:
     """Around the training: the batches are copied into the store meanwhile (a file copy in a background
-    thread: no time added to the run) and count as trained on by this run once the training completed."""
+    thread: no time added to the run) and count as trained on by this run once the training completed.
+    A batch read from PostgreSQL is kept as a Parquet copy of its rows (keyed by their hash), so a later
+    `pmf retrain` uses it as reference data like a file."""
+    from tasks.data.sql_source import SqlSource, parquet_copy
     from tasks.retraining.batches import kept_once_done
 
-    return kept_once_done(ctx.name, [(b.path, b.sha256, len(b.frame)) for b in batches], source, ctx.parent_run_id)
+    files = [
+        (
+            parquet_copy(b.frame, b.source, b.sha256, ctx.workdir) if isinstance(b.source, SqlSource) else b.source,
+            b.sha256,
+            len(b.frame),
+        )
+        for b in batches
+    ]
+    return kept_once_done(ctx.name, files, source, ctx.parent_run_id)
 
 
 def log_training_data(ctx: stages.RunContext, batch: stages.Batch, target: str | None) -> None:
     """The batch as the parent run's MLflow dataset input (the runs table's Dataset column)."""
-    tracking.log_dataset(ctx.parent_run_id, batch.frame, batch.path, batch.sha256, "training", target)
+    tracking.log_dataset(ctx.parent_run_id, batch.frame, batch.source, batch.sha256, "training", target)
 
 
 def _parent_params(request: RunRequest) -> dict[str, Any]:
@@ -183,7 +194,7 @@ def _link_version(result: RunResult) -> None:
 def _lineage(ctx: stages.RunContext, batch: stages.Batch, suite_version: int | None) -> dict[str, str]:
     return {
         "pmf.data_sha256": batch.sha256,
-        "pmf.data_path": str(batch.path),
+        "pmf.data_path": str(batch.source),  # a SQL source's URL with its password masked
         "pmf.suite_version": str(suite_version),
         "prefect.flow_run_id": str(flow_run.id or ""),
         "git_commit": tracking.git_commit(),

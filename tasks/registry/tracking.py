@@ -297,12 +297,15 @@ def source_tags(entry_point: str) -> dict[str, str]:
     return tags
 
 
-def log_dataset(run_id: str, frame: Any, path: Path, sha256: str, context: str, target: str | None = None) -> None:
+def log_dataset(run_id: str, frame: Any, path: Any, sha256: str, context: str, target: str | None = None) -> None:
     """Record a batch as the run's MLflow dataset input (the runs table's Dataset column).
 
     The digest is the file's SHA-256 cut to MLflow's digest length (the full hash is in `pmf.data_sha256`).
     MLflow infers the schema from the first rows (a column's dtype is the same in every row; inferring it
-    from a million rows took 5 s) and the profile (rows, cells) is the whole frame's."""
+    from a million rows took 5 s) and the profile (rows, cells) is the whole frame's. `path` is the file, or
+    a source that is not one (tasks.data.sql_source.SqlSource: its `source_type` and `describe()` facts,
+    the URL's password masked, are the dataset's source)."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
@@ -312,17 +315,22 @@ def log_dataset(run_id: str, frame: Any, path: Path, sha256: str, context: str, 
         warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")  # a local path: either reader
         sample = from_pandas(
             frame.head(SCHEMA_SAMPLE_ROWS),
-            source=str(path),
+            source=str(path) if isinstance(path, Path) else CodeDatasetSource({}),  # replaced below: no MLflow reader
             name=path.name,
             digest=sha256[:DATASET_DIGEST_CHARS],
             targets=target if target in frame.columns else None,
         )
         described = sample._to_mlflow_entity()  # MLflow's own route from a dataset to the entity log_inputs takes
+    source_type, source = (
+        (described.source_type, described.source)
+        if isinstance(path, Path)
+        else (path.source_type, json.dumps(path.describe(len(frame), sha256)))
+    )
     entity = Dataset(
         described.name,
         described.digest,
-        described.source_type,
-        described.source,
+        source_type,
+        source,
         described.schema,
         json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),
     )
