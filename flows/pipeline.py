@@ -91,6 +91,9 @@ def run_to_outcome(ctx: stages.RunContext, result: RunResult, started: float, bo
         if processes.is_interruption(exc):  # Ctrl-C, SIGTERM (Prefect raises its own TerminationSignal)
             tracking.set_tags(ctx.parent_run_id, {"pmf.status": "killed"})
             tracking.end_run(ctx.parent_run_id, "KILLED")  # DECISIONS.md: KILLED on Ctrl-C
+        elif (down := tracking.unreachable_message(exc)) is not None:
+            # Closing the run would wait out the retries again on each call: one line naming the server.
+            raise tracking.TrackingServerUnreachable(down) from exc
         else:
             result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
             close_run(ctx, result, started)

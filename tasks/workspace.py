@@ -31,6 +31,17 @@ OFFLINE_VARIABLES = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
+# MLflow's client against a tracking server (http(s)://), unless the user set them: a server that does not
+# answer fails a request after 3 retries (about 6 s of back-off when it refuses connections, at most 30 s
+# per attempt when it hangs) instead of MLflow's 7 retries with a 120 s timeout (minutes per request); no
+# "🏃 View run" line on stdout each time a run ends (stdout carries the summary or --json's one object).
+MLFLOW_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
 # Below this, a run would fail half-way (SQLite journals, checkpoints, packages): refuse up front.
 MIN_FREE_BYTES = 64 * 1024 * 1024
 
@@ -92,7 +103,7 @@ def configure_environment(verbose: bool = False) -> Path:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WorkspaceError(disk_message(home, exc)) from None
-    for key, value in OFFLINE_VARIABLES.items():
+    for key, value in {**OFFLINE_VARIABLES, **MLFLOW_CLIENT_DEFAULTS}.items():
         os.environ.setdefault(key, value)
     if not os.environ.get("MLFLOW_TRACKING_URI") and not os.environ.get("PREFECT_API_URL"):
         use_local_server(home)

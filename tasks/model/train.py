@@ -8,7 +8,8 @@ from the last finished epoch; the folder is emptied when training completes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,20 +112,21 @@ def train_model(
         model.set_weights(initial_weights)
     steps_per_epoch = int(np.ceil(len(x_train) / cfg.batch_size))
     compile_model(model, task, learning_rate(cfg, steps_per_epoch * cfg.epochs))
-    resumed = _checkpointed_epoch(checkpoint_dir)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(checkpoint_dir), save_freq="epoch", delete_checkpoint=True),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True),
-        *([keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e + 1, _floats(logs)))] if on_epoch else []),
-        *extra_callbacks,
-    ]
-    history = model.fit(
-        _training_data(x_train, y_train, task, n_outputs, cfg),
-        validation_data=(x_val, y_val),
-        epochs=cfg.epochs,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    with checkpoint_folder(checkpoint_dir) as folder:
+        resumed = _checkpointed_epoch(folder)
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(folder), save_freq="epoch", delete_checkpoint=True),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True),
+            *([keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e + 1, _floats(logs)))] if on_epoch else []),
+            *extra_callbacks,
+        ]
+        history = model.fit(
+            _training_data(x_train, y_train, task, n_outputs, cfg),
+            validation_data=(x_val, y_val),
+            epochs=cfg.epochs,
+            callbacks=callbacks,
+            verbose=0,
+        )
     epochs_run = resumed + len(history.epoch)
     return TrainResult(
         model,
@@ -134,6 +136,32 @@ def train_model(
         model.count_params(),
         initial_weights is not None,
     )
+
+
+@contextmanager
+def checkpoint_folder(checkpoint_dir: Path) -> Iterator[Path]:
+    """`checkpoint_dir` while this process trains in it (an flock beside it; the kernel drops it if the process
+    dies). Another command training the same data and config at that moment (two `pmf run`s at once) gets
+    a private folder instead, removed afterwards: sharing one, each would delete the other's checkpoint files."""
+    import fcntl
+    import os
+    import shutil
+
+    checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(checkpoint_dir.parent / f"{checkpoint_dir.name}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            private = checkpoint_dir.parent / f"{checkpoint_dir.name}-pid{os.getpid()}"
+            try:
+                yield private
+            finally:
+                shutil.rmtree(private, ignore_errors=True)
+            return
+        try:
+            yield checkpoint_dir
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _training_data(x: np.ndarray, y: np.ndarray, task: str, n_outputs: int, cfg: TrainConfig) -> Any:

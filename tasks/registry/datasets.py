@@ -90,7 +90,18 @@ def publish(
     """Compare-and-set a new version of `kind` (see the module docstring).
 
     Returns the record in force and whether it is the one this call wrote.
+
+    Writers of one dataset take turns under its registry lock (tasks.registry.lifecycle): a candidate's
+    start time is the writer's clock, so without the lock a writer whose create call was still on its way
+    to a tracking server could come out earliest after a rival had already read itself the winner.
     """
+    from tasks.registry.lifecycle import registry_lock
+
+    with registry_lock(client().get_experiment(experiment_id).name):
+        return _publish(experiment_id, kind, document, replace, tags)
+
+
+def _publish(experiment_id: str, kind: str, document: dict, replace: bool, tags: dict[str, str] | None) -> tuple[Record, bool]:
     for _ in range(MAX_UPDATE_ATTEMPTS):
         current = latest(experiment_id, kind)
         if current is not None and not replace:

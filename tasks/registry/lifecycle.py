@@ -92,16 +92,7 @@ def _not_found(exc: Exception) -> bool:
 
 def store_unreachable(exc: BaseException) -> bool:
     """True when `exc` (or what caused it) is a failed connection to the tracking server, not an answer from it."""
-    import requests
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    return tracking.store_unreachable(exc)
 
 
 def bounded(text: str, limit: int) -> str:

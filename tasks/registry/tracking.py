@@ -113,9 +113,59 @@ def close_open_runs(run_ids: list[str], status: str = "KILLED", uri: str | None 
             if statuses[run_id] == "RUNNING":
                 mlflow_client.set_terminated(run_id, status=status)
                 statuses[run_id] = f"+{status}"
-        except MlflowException:
-            continue  # deleted since, or a store no longer reachable: nothing to close
+        except MlflowException as exc:
+            if store_unreachable(exc):
+                break  # a server that does not answer: each further run would wait out its retries too
+            continue  # deleted since: nothing to close
     return statuses
+
+
+# ---- a tracking server that does not answer ------------------------------------------------------
+
+
+class TrackingServerUnreachable(RuntimeError):
+    """The MLflow tracking server did not answer within pmf's retries; the message is one line naming it."""
+
+
+def store_unreachable(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) is a failed connection to the tracking server, not an answer from it."""
+    return _connection_failure(exc) is not None
+
+
+def _connection_failure(exc: BaseException) -> BaseException | None:
+    import requests
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def unreachable_message(exc: BaseException) -> str | None:
+    """One line for a tracking server that did not answer (None when `exc` is something else): which server,
+    what happened to the connection, how often it was tried, what to do."""
+    import requests
+
+    failure = _connection_failure(exc)
+    if failure is None:
+        return None
+    uri = tracking_uri()
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+    text = str(failure).lower()
+    if isinstance(failure, requests.exceptions.Timeout) or "timed out" in text or "timeout" in text:
+        why = f"no answer within {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '120')} s"
+    elif "refused" in text:
+        why = "connection refused"
+    else:
+        why = "the connection failed"
+    return (
+        f"the MLflow tracking server at {uri} did not answer ({why}; tried {int(retries) + 1} times): "
+        "check that it is running (`pmf team up`, `pmf server start`), then run the command again"
+    )
 
 
 def log_params(run_id: str, params: dict[str, Any]) -> None:
@@ -187,7 +237,7 @@ def register_version(
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # only "already registered" is expected here
             raise
-    version = mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
+    version = _create_version(mlflow_client, name, model_uri, run_id, tags, model_id)
     try:
         _wait_ready(name, version.version)
         if model_id is not None:
@@ -197,11 +247,38 @@ def register_version(
             )
         if describe is not None:
             describe(str(version.version))
-        mlflow_client.set_registered_model_alias(name, alias, version.version)
+        from tasks.registry.lifecycle import registry_lock
+
+        # Under the model's lock like every alias move: a tracking server on PostgreSQL answers two
+        # first-time writes of one alias at once with a duplicate-key error (UniqueViolation) for one of them.
+        with registry_lock(name):
+            mlflow_client.set_registered_model_alias(name, alias, version.version)
     except BaseException:
         mlflow_client.delete_model_version(name, version.version)
         raise
     return str(version.version)
+
+
+VERSION_ATTEMPTS = 5
+
+
+def _create_version(
+    mlflow_client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str], model_id: str | None
+) -> Any:
+    """A new version of `name`. A tracking server numbers versions max + 1 and tries 3 times when a concurrent
+    registration took the number; more registrations at once can exhaust that: try again, with a pause."""
+    import random
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, VERSION_ATTEMPTS + 1):
+        try:
+            return mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
+        except MlflowException as exc:
+            if "Model Version creation error" not in str(exc) or attempt == VERSION_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.1, 0.5) * attempt)  # noqa: S311  (jitter between registrations, not security)
+    raise AssertionError("unreachable")
 
 
 def describe_version(name: str, version: str, description: str) -> None:

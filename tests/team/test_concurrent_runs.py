@@ -83,9 +83,7 @@ def test_aliases_and_promotion_history_agree(team_servers, outcome):
     for result in outcome.results:
         if result["promoted"]:
             assert any(
-                r["alias"] == "production"
-                and r["to_version"] == result["version"]
-                and result["mlflow_run_id"] in r["reason"]
+                r["alias"] == "production" and r["to_version"] == result["version"] and result["mlflow_run_id"] in r["reason"]
                 for r in history
             ), (result["version"], history)
     assert any(r["promoted"] for r in outcome.results)

@@ -37,7 +37,7 @@ def test_a_run_fails_in_one_line_when_mlflow_stops_and_succeeds_once_it_is_back(
     first = team_servers.pmf(*command, "--json")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     before = registry(team_servers, name)
-    assert before["versions"] == ["1"] and before["aliases"]["production"] == "1", before
+    assert (before["versions"], before["aliases"]["production"]) == (["1"], "1"), before
 
     process = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", *command],
