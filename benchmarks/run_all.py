@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench_server_overhead.py",
     "bench_drift.py",
     "bench_drift_latency.py",
+    "bench_team.py",
 ]
 
 if __name__ == "__main__":
