@@ -58,11 +58,17 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
                 "pmf run --data sales_2026_12.csv --name sales  # a later batch",
                 "pmf run --config data/diabetes.yaml --set train.epochs=5 --json",
                 "pmf run --data 'postgresql://me@db/shop?table=sales' --target churned",
+                "pmf run --tune --set tune.trials=8                    # search hyper-parameters first",
             ],
         ),
     )
     data_options(run)
     dask_option(run)
+    run.add_argument(
+        "--tune",
+        action="store_true",
+        help="search hyper-parameters before training (the config's tune: section; same as --set tune.enabled=true)",
+    )
     validate = commands.add_parser(
         "validate",
         help="validate a batch against its dataset's suite, nothing else",
@@ -138,7 +144,11 @@ def _request(args: argparse.Namespace, before_store: Callable[[str, Path], None]
     from tasks.config import ConfigError, RunRequest, load_config
 
     config_file = args.config or (DEFAULT_CONFIG if args.data is None else None)
-    overrides = [*args.overrides, *([f"data.task={args.task}"] if args.task else [])]
+    overrides = [
+        *args.overrides,
+        *([f"data.task={args.task}"] if args.task else []),
+        *(["tune.enabled=true"] if getattr(args, "tune", False) else []),
+    ]
     file_cfg = load_config(config_file, overrides) if config_file is not None else None
     # A recorded config never names the data: the batch is --data, else the config file's data.path.
     data = _data(args.data or (file_cfg.data.path if file_cfg is not None and file_cfg.data.path else None))

@@ -41,7 +41,7 @@ def tuned_run(cluster, tmp_path_factory):
         patch.setenv("PMF_HOME", str(home))
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         patch.delenv("PMF_DASK_ADDRESS", raising=False)
-        code, result = pmf("run", "--set", "tune.enabled=true", "--dask-address", cluster.address, *LEAN)
+        code, result = pmf("run", "--tune", "--dask-address", cluster.address, *LEAN)
         assert code == 0, result
         yield result, client()
 
