@@ -1,16 +1,19 @@
 """The compression stage: variants built in parallel, measured one at a time, gated, one shipped.
 
-Builds fan out as Prefect task runs (threads); latency is measured afterwards, one variant at a
-time, so no variant is timed while another trains on the same cores. Each variant gets a child
-MLflow run; the comparison table and the size-versus-quality plot go to the stage run and the
-table to Prefect as a table artifact.
+Builds fan out as Prefect task runs `compress-<variant>`: threads in the flow's process, or, with
+`PMF_DASK_ADDRESS` set, the Dask cluster there (flows/task_runners.py; the teacher travels as bytes,
+the .tflite comes back as bytes, tasks/compression/remote.py). Latency is measured afterwards in
+the flow's process, one variant at a time, so no variant is timed while another trains on the
+same cores. Each variant gets a child MLflow run; the comparison table and the size-versus-quality
+plot go to the stage run and the table to Prefect as a table artifact.
 """
 
 from __future__ import annotations
 
+import functools
 import textwrap
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.console import CONSOLE
 from flows.stages import Evaluation, Prepared, RunContext, stage
+from flows.task_runners import DaskCluster, check_dask_cluster, dask_task_runner, lost_build
 from tasks.compression import (
     CompressionData,
     CompressionSettings,
@@ -36,6 +40,7 @@ from tasks.compression import (
     tradeoff_plot,
 )
 from tasks.compression.gate import role
+from tasks.compression.remote import RemoteBuild, build_remote, land, model_to_bytes
 from tasks.compression.student import student_builder
 from tasks.config import TrainConfig
 from tasks.model.builders import Task
@@ -89,13 +94,47 @@ def progress_line(report: VariantReport, done: int, total: int) -> str:
     return text if len(text) <= 80 else text[:79] + "…"
 
 
-def build_all(futures: Mapping[Any, str], total: int) -> dict[str, VariantReport]:
-    """Wait for the builds in the order they finish, one console line per variant as it lands."""
+@task(name="compress-variant", cache_policy=NO_CACHE, persist_result=False, task_run_name="compress-{variant}")
+def build_variant_remote(
+    variant: str,
+    teacher_model: bytes,
+    arrays: CompressionData,
+    task_kind: Task,
+    settings: CompressionSettings,
+    train_cfg: TrainConfig,
+    n_outputs: int,
+) -> RemoteBuild:
+    """`build_variant` for a Dask worker: the teacher as the bytes of its saved model, the .tflite
+    back as bytes (never a local path either way). Which worker built it goes to `extra["built_on"]`."""
+    start = time.perf_counter()
+    build = build_remote(variant, teacher_model, arrays, task_kind, settings, train_cfg, n_outputs)
+    extra = {**build.report.extra, "build_seconds": round(time.perf_counter() - start, 3), "built_on": _worker()}
+    return RemoteBuild(build.report.model_copy(update={"extra": extra}), build.tflite)
+
+
+def _worker() -> str:
+    """The Dask worker's address (`tcp://10.0.0.7:40313`), else `host:pid`."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):  # not on a Dask worker
+        import os
+        import socket
+
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def build_all(
+    futures: Mapping[Any, str], total: int, collect: Callable[[Any, str], VariantReport] | None = None
+) -> dict[str, VariantReport]:
+    """Wait for the builds in the order they finish, one console line per variant as it lands.
+    `collect(future, variant)`: the report from a finished future (default: its result)."""
     from prefect.futures import as_completed
 
     built: dict[str, VariantReport] = {}
     for future in as_completed(list(futures)):
-        report = future.result()
+        report = collect(future, futures[future]) if collect else future.result()
         built[futures[future]] = report
         CONSOLE.line(progress_line(report, len(built), total))  # only this thread writes: lines never interleave
     return built
@@ -111,15 +150,58 @@ def compress(ctx: RunContext, data: Prepared, teacher: Any, evaluation: Evaluati
     n_outputs = len(schema.classes) if schema.task == "classification" else 1
     workdir = ctx.workdir / "compression"
     with stage(ctx, "compress", f"compress ({len(settings.variants)} variants)") as run_id:
-        futures = {
-            build_variant.submit(v, teacher, arrays, schema.task, settings, workdir, ctx.cfg.train, n_outputs): v
-            for v in settings.variants
-        }
-        built = build_all(futures, len(settings.variants))
+        cluster = check_dask_cluster()
+        if cluster is None:
+            futures = {
+                build_variant.submit(v, teacher, arrays, schema.task, settings, workdir, ctx.cfg.train, n_outputs): v
+                for v in settings.variants
+            }
+            built = build_all(futures, len(settings.variants))
+        else:
+            built = build_on_dask(
+                cluster, settings.variants, teacher, arrays, schema.task, settings, workdir, ctx.cfg.train, n_outputs
+            )
         CONSOLE.line(f"  measuring the Keras model and {len(built)} variant(s) one at a time …")
         return measure_gate_choose(
             ctx, run_id, data, teacher, arrays, [built[v] for v in settings.variants], settings, evaluation.primary_metric
         )
+
+
+def build_on_dask(
+    cluster: DaskCluster,
+    variants: Sequence[str],
+    teacher: Any,
+    arrays: CompressionData,
+    task_kind: Task,
+    settings: CompressionSettings,
+    workdir: Path,
+    train_cfg: TrainConfig,
+    n_outputs: int,
+) -> dict[str, VariantReport]:
+    """Only the builds go to the cluster (a DaskTaskRunner opened for them); each .tflite lands in
+    `workdir/<variant>/` as a local build's would. A build the cluster loses fails the run (DaskUnavailable);
+    a worker that dies mid-build is not a loss: Dask runs its builds again on another worker."""
+    CONSOLE.line(f"  building on {cluster.describe()} …")
+    teacher_model = model_to_bytes(teacher)
+    common = {
+        "teacher_model": teacher_model,
+        "arrays": arrays,
+        "task_kind": task_kind,
+        "settings": settings,
+        "train_cfg": train_cfg,
+        "n_outputs": n_outputs,
+    }
+    with dask_task_runner(cluster) as runner:
+        futures = {runner.submit(build_variant_remote, {"variant": v, **common}): v for v in variants}
+        return build_all(futures, len(variants), functools.partial(_landed, cluster.address, workdir))
+
+
+def _landed(address: str, workdir: Path, future: Any, variant: str) -> VariantReport:
+    try:
+        build = future.result()
+    except Exception as error:  # a build's own failure is a report: an exception here is the cluster's
+        raise lost_build(address, variant, error) from error
+    return land(build, workdir)
 
 
 @task(name="compress-measure-gate", cache_policy=NO_CACHE)

@@ -21,6 +21,7 @@ from prefect.states import State
 from flows import stages, tune_stage, ui
 from flows.compress_stage import compress
 from flows.console import CONSOLE
+from flows.task_runners import check_dask_cluster
 from tasks import processes
 from tasks.config import ConfigError, RunRequest
 from tasks.data.load import DataError
@@ -116,6 +117,7 @@ def train_to_production(
 
     Once trained, the batches in `keep` are recorded as trained on (a copy of each file in the store,
     tasks.retraining.batches), so a retrain knows them and can rebuild its window from them."""
+    check_dask_cluster()  # a wrong PMF_DASK_ADDRESS fails now, not once the model is trained
     data = stages.preprocess(ctx, batch, schema)
     search = tune_stage.tune(ctx, data, batch.sha256)
     if search is not None:  # the best trial's values train the final model
