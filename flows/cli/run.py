@@ -58,7 +58,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict[str, Callable[[ar
                 "pmf run --data sales_2026_12.csv --name sales  # a later batch",
                 "pmf run --config data/diabetes.yaml --set train.epochs=5 --json",
                 "pmf run --data 'postgresql://me@db/shop?table=sales' --target churned",
-                "pmf run --tune --set tune.trials=8                    # search hyper-parameters first",
+                "pmf run --tune --set tune.trials=8   # search hyper-parameters first",
             ],
         ),
     )
