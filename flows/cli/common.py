@@ -202,7 +202,9 @@ def failure(exc: BaseException, as_json: bool) -> int:
 
         with contextlib.suppress(MlflowException, OSError):  # the store itself failed: the line below says so
             close_open_runs(record.runs, "FAILED", record.tracking_uri)
-    return emit({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, as_json, EXIT_FAILED)
+    from tasks.registry.tracking import unreachable_message  # a tracking server that did not answer: named in one line
+
+    return emit({"status": "failed", "error": unreachable_message(exc) or f"{type(exc).__name__}: {exc}"}, as_json, EXIT_FAILED)
 
 
 def emit(result: dict[str, Any], as_json: bool, code: int, render: Callable[[dict], str] | None = None) -> int:

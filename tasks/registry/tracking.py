@@ -132,13 +132,16 @@ def store_unreachable(exc: BaseException) -> bool:
     return _connection_failure(exc) is not None
 
 
-def _connection_failure(exc: BaseException) -> BaseException | None:
+def _connection_failure(exc: BaseException, http_only: bool = False) -> BaseException | None:
+    """The failed connection in `exc`'s chain; `http_only`: only one of `requests` (MLflow's HTTP client), not
+    another client's refused socket (Dask's, Prefect's), which must not be blamed on the MLflow server."""
     import requests
 
+    kinds: tuple[type[BaseException], ...] = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)):
+        if isinstance(current, kinds if http_only else (*kinds, ConnectionError)):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
@@ -150,10 +153,10 @@ def unreachable_message(exc: BaseException) -> str | None:
     what happened to the connection, how often it was tried, what to do."""
     import requests
 
-    failure = _connection_failure(exc)
-    if failure is None:
-        return None
     uri = tracking_uri()
+    failure = _connection_failure(exc, http_only=True)
+    if failure is None or not uri.startswith(("http://", "https://")):
+        return None
     retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
     text = str(failure).lower()
     if isinstance(failure, requests.exceptions.Timeout) or "timed out" in text or "timeout" in text:
