@@ -209,7 +209,7 @@ def already_running(home: Path, state: TeamState, postgres: PostgresServer, pref
 
 def start(home: Path, postgres: PostgresServer, prefix: str, ports: Any, dask_workers: int) -> int:
     from tasks.team.databases import PostgresUnreachable, create_databases
-    from tasks.team.launch import StartFailed, part_label
+    from tasks.team.launch import StartFailed
 
     try:
         created = create_databases(postgres, prefix)
@@ -221,12 +221,24 @@ def start(home: Path, postgres: PostgresServer, prefix: str, ports: Any, dask_wo
     started = launch(home, postgres, prefix, ports, dask_workers)
     if isinstance(started, StartFailed):
         stop_all(home)
-        part = started.part if started.part.startswith(("the ", "Dask")) else part_label(started.part)
-        error = f"{part} {started.reason}; everything started was stopped. Its log: {started.log}"
+        undone = drop_created(postgres, created)
+        error = f"{started.part} {started.reason}; everything started was stopped{undone}. Its log: {started.log}"
         return emit({"status": "failed", "error": error}, False, EXIT_FAILED)
     print("\n".join(fit([f"pmf team · up · {home}", *summary_lines(started)])), file=sys.stderr)
     print_exports(started)
     return EXIT_OK
+
+
+def drop_created(postgres: PostgresServer, created: list[str]) -> str:
+    """Drop the databases this failed start created (nothing half-done is left); says so for the error line."""
+    from tasks.team.databases import PostgresUnreachable, drop_databases
+
+    if not created:
+        return ""
+    try:
+        return f" and the databases it created dropped ({', '.join(drop_databases(postgres, created))})"
+    except PostgresUnreachable as exc:
+        return f"; the databases it created are left ({exc})"
 
 
 def launch(home: Path, postgres: PostgresServer, prefix: str, ports: Any, dask_workers: int) -> TeamState | Any:

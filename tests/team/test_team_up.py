@@ -262,3 +262,47 @@ def test_down_stops_every_process_and_drop_removes_the_databases(tmp_path):
     gone = again.pmf("team", "down", "--drop", timeout=60)
     assert gone.returncode == 0
     assert "not running" in gone.stdout
+
+
+def test_a_part_that_fails_to_start_is_named_with_its_log_and_nothing_is_left(tmp_path):
+    """An MLflow database that holds another application's Alembic revision: the MLflow server exits."""
+    import psycopg
+
+    prefix = f"pmf_t{uuid.uuid4().hex[:8]}"
+    home = tmp_path / "home"
+    with psycopg.connect(POSTGRES, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {prefix}_mlflow")
+    try:
+        with psycopg.connect(POSTGRES.rsplit("/", 1)[0] + f"/{prefix}_mlflow", autocommit=True) as connection:
+            connection.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+            connection.execute("INSERT INTO alembic_version VALUES ('0123456789ab')")
+        ports = [
+            str(item) for pair in zip(["--port", "--mlflow-port", "--dask-port"], free_ports(3), strict=True) for item in pair
+        ]
+        done = pmf(pmf_env(home), "team", "up", "--postgres", POSTGRES, "--prefix", prefix, *ports, timeout=300)
+        assert done.returncode == 1, done.stderr
+        log = home / "logs" / "team-mlflow.log"
+        assert (
+            f"the MLflow server exited during start; everything started was stopped and the databases it created dropped ({prefix}_prefect, {prefix}_pmf). Its log: {log}"
+            in done.stderr
+        )
+        assert "0123456789ab" in log.read_text()  # the log says why
+        assert "Traceback" not in done.stderr
+        assert read_team_state(home) is None
+        assert databases([f"{prefix}_{s}" for s in ("prefect", "mlflow", "pmf")]) == {f"{prefix}_mlflow"}  # the one it found
+        assert not any(f"PMF_HOME={home}".encode() in environ for environ in process_environments())
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {prefix}_mlflow WITH (FORCE)")
+
+
+def process_environments() -> list[bytes]:
+    """The environment of every process this user may read (to find any the failed start left)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found.append((entry / "environ").read_bytes())
+            except OSError:
+                continue
+    return found
