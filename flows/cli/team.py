@@ -312,7 +312,7 @@ def status_lines(home: Path, state: TeamState | None, result: dict[str, Any]) ->
             where = f"work pool {process['work_pool']}"
             if process.get("heartbeat_age_s") is not None:
                 where += f", heartbeat {process['heartbeat_age_s']:.0f}s ago"
-        lines.append(f"  {part:<15} {'up  ' if process['up'] else 'DOWN'}  pid {process['pid']:<7}  {where}")
+        lines.append(f"  {part:<15} {'up  ' if process['up'] else 'DOWN'}  pid {process['pid']:<7}  {where}".rstrip())
     lines.append(f"  databases       {', '.join(state.databases)}")
     if not result["up"]:
         lines.append(f"  logs: {home / 'logs'}/team-*.log; restart: pmf team down && pmf team up --postgres URL")
