@@ -171,3 +171,40 @@ def published(service: dict[str, Any]) -> list[dict[str, str]]:
         host_ip, host, target = port.split("/")[0].rsplit(":", 2)
         found.append({"host_ip": host_ip, "published": host, "target": target})
     return found
+
+
+# ---- the real PostgreSQL (127.0.0.1:5432, user postgres, trust auth) ------------------------------------
+
+
+def psql(*args: str, database: str = "test") -> subprocess.CompletedProcess:
+    found = shutil.which("psql")
+    assert found, "psql is not installed: `apt-get install -y postgresql-client`"
+    return subprocess.run(
+        [found, "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "--no-psqlrc", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def init_sql_databases() -> list[str]:
+    return re.findall(r"CREATE DATABASE (\w+);", INIT_SQL.read_text())
+
+
+def run_init_sql(prefix: str, folder: Path) -> list[str]:
+    """Run infra/postgres/init.sql with every database name prefixed (`prefect` -> PREFIXprefect);
+    returns the names as the script has them."""
+    sql = INIT_SQL.read_text()
+    names = init_sql_databases()
+    for name in names:
+        sql = re.sub(rf"\b(DATABASE|connect) {name}\b", rf"\1 {prefix}{name}", sql)
+    script = folder / "init.sql"
+    script.write_text(sql)
+    done = psql("-f", str(script))
+    assert done.returncode == 0, done.stderr
+    return names
+
+
+def drop_databases(prefix: str) -> None:
+    for name in init_sql_databases():
+        psql("-c", f"DROP DATABASE IF EXISTS {prefix}{name} WITH (FORCE)")

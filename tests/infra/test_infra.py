@@ -5,7 +5,6 @@ PostgreSQL init script run on the real PostgreSQL, and the Kubernetes files."""
 from __future__ import annotations
 
 import re
-import subprocess
 import tomllib
 import uuid
 from pathlib import Path
@@ -29,11 +28,14 @@ from tests.infra.files import (
     dockerfile_env,
     dockerfile_instructions,
     dockerignored,
+    drop_databases,
     env_example,
     host_port,
     mounts,
+    psql,
     published,
     resolved_compose,
+    run_init_sql,
     write_env,
 )
 
@@ -402,48 +404,18 @@ def test_the_train_deployment_trains_the_bundled_penguins_with_their_bundled_con
 # ---- the PostgreSQL init script, on the real PostgreSQL -----------------------------------------------------
 
 
-def psql(*args: str, database: str = "test") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            "5432",
-            "-U",
-            "postgres",
-            "-d",
-            database,
-            "-v",
-            "ON_ERROR_STOP=1",
-            "--no-psqlrc",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.component
 def test_init_sql_creates_the_databases_and_pg_trgm_on_postgresql(tmp_path):
     prefix = f"infra_{uuid.uuid4().hex[:8]}_"
-    names = re.findall(r"CREATE DATABASE (\w+);", INIT_SQL.read_text())
-    sql = INIT_SQL.read_text()
-    for name in names:
-        sql = re.sub(rf"\b(DATABASE|connect) {name}\b", rf"\1 {prefix}{name}", sql)
-    script = tmp_path / "init.sql"
-    script.write_text(sql)
     try:
-        done = psql("-f", str(script))  # as the postgres image runs it: psql, ON_ERROR_STOP
-        assert done.returncode == 0, done.stderr
+        names = run_init_sql(prefix, tmp_path)  # as the postgres image runs it: psql, ON_ERROR_STOP
         listed = psql("-tAc", f"SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%'")
         assert set(listed.stdout.split()) == {prefix + n for n in names}
+        assert set(names) == {"prefect", "mlflow", "pmf"}
         trgm = psql("-tAc", "SELECT extname FROM pg_extension WHERE extname = 'pg_trgm'", database=f"{prefix}prefect")
         assert trgm.stdout.strip() == "pg_trgm"
     finally:
-        for name in names:
-            psql("-c", f"DROP DATABASE IF EXISTS {prefix}{name}")
+        drop_databases(prefix)
 
 
 # ---- Kubernetes ------------------------------------------------------------------------------------------------
