@@ -25,6 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.console import CONSOLE
 from flows.stages import Evaluation, Prepared, RunContext, stage
 from flows.task_runners import DaskCluster, check_dask_cluster, dask_task_runner, lost_build
+from flows.tune_stage import tune_student
 from tasks.compression import (
     CompressionData,
     CompressionSettings,
@@ -149,6 +150,9 @@ def compress(ctx: RunContext, data: Prepared, teacher: Any, evaluation: Evaluati
     )
     n_outputs = len(schema.classes) if schema.task == "classification" else 1
     workdir = ctx.workdir / "compression"
+    # With tuning on, the distilled student's temperature, loss weight and width are searched first.
+    student = student_builder(ctx.cfg.train, arrays.x_train.shape[1], n_outputs, schema.task)
+    settings = tune_student(ctx, data, teacher, settings, arrays, student)
     with stage(ctx, "compress", f"compress ({len(settings.variants)} variants)") as run_id:
         cluster = check_dask_cluster()
         if cluster is None:
