@@ -212,18 +212,58 @@ def check_sql_source(source: SqlSource) -> list[str]:
 def read_sql_source(source: SqlSource) -> tuple[pd.DataFrame, str]:
     """The rows (in canonical order) and their hash; DataError for a table pmf cannot train on (no rows,
     fewer than two columns), like a file's."""
-    import pandas as pd
-    import sqlalchemy as sa
-
     from tasks.data.load import DataError
 
     with _reading(source) as connection:
-        frame = pd.read_sql_query(sa.text(source.select_sql(connection.dialect)), connection, coerce_float=True)
+        frame = _copy_out(connection, source.select_sql(connection.dialect))
     if frame.shape[1] < 2:
         raise DataError(f"{source} ({source.what}) has {frame.shape[1]} column(s): expected feature columns and a target")
     if frame.empty:
         raise DataError(f"{source} ({source.what}) has no rows")
     return canonical_rows(frame)
+
+
+# PostgreSQL type OIDs read as typed columns; every other type (dates, times, JSON...) arrives as text, as
+# in a CSV export, and pmf infers its role from the values as it does for a file.
+_ARROW_TYPES = {16: "bool", 20: "int64", 21: "int64", 23: "int64", 26: "int64", 700: "float64", 701: "float64", 1700: "float64"}
+
+
+def _copy_out(connection: sa.Connection, select: str) -> pd.DataFrame:
+    """The rows of `select` through `COPY … TO STDOUT (FORMAT csv)`, parsed by pyarrow with the columns'
+    SQL types: ~5x faster than fetching rows as Python objects (pandas.read_sql) at a million rows.
+    NULL and '' stay apart (an empty quoted string is text), NUMERIC becomes float64, NaN/±Infinity too."""
+    import io
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f"SELECT * FROM ({select}) AS pmf_read LIMIT 0")  # noqa: S608  (see select_sql)
+    columns = [(str(c.name), _ARROW_TYPES.get(c.type_code, "string")) for c in cursor.description or []]
+    data = io.BytesIO()
+    with cursor.copy(f"COPY ({select}) TO STDOUT (FORMAT csv)") as copy:
+        for chunk in copy:
+            data.write(chunk)
+    data.seek(0)
+    if not data.getbuffer().nbytes:  # no rows: pyarrow reads nothing, the caller says the batch is empty
+        return pd.DataFrame(columns=[name for name, _ in columns])
+    names = [f"c{i}" for i in range(len(columns))]  # positions: a query may name two columns alike
+    table = pacsv.read_csv(
+        data,
+        read_options=pacsv.ReadOptions(column_names=names),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.type_for_alias(t) for n, (_, t) in zip(names, columns, strict=True)},
+            true_values=["t"],
+            false_values=["f"],
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    frame = table.to_pandas()
+    frame.columns = [name for name, _ in columns]
+    return frame
 
 
 def canonical_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -278,7 +318,9 @@ class _reading:
             self.connection.close()
         finally:
             self.engine.dispose()
-        if isinstance(error, sa.exc.DBAPIError):
+        import psycopg
+
+        if isinstance(error, (sa.exc.DBAPIError, psycopg.Error)):  # psycopg's own: the COPY runs on its cursor
             raise explain_database_error(self.source, error) from None
 
 
