@@ -56,6 +56,8 @@ def retrain_flow(
 
 
 def _stages(request: RunRequest, ctx: stages.RunContext, result: RunResult) -> str | None:
+    if not isinstance(request.data, Path):  # `pmf retrain` takes batch files (a SQL table goes through `pmf run`)
+        raise ConfigError(f"pmf retrain reads batch files from a folder or a file, not {request.data}")
     found = find_batches(ctx, request.data)
     result.batches = found.as_json(request.data)
     if not found.new:

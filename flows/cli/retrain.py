@@ -12,9 +12,9 @@ from flows.cli.common import (
     EXIT_OK,
     EXIT_REJECTED,
     EXIT_USAGE,
+    dask_option,
     emit,
     help_epilog,
-    dask_option,
     json_option,
     usage_failure,
 )
