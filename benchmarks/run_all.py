@@ -17,6 +17,10 @@ BENCHMARKS = [
     "bench_drift.py",
     "bench_drift_latency.py",
     "bench_team.py",
+    "bench_team_concurrency.py",
+    "bench_dask_fanout.py",
+    "bench_sql_validation.py",
+    "bench_tuning.py",
 ]
 
 if __name__ == "__main__":
