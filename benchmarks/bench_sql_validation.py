@@ -78,6 +78,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--quick", action="store_true", help="accepted for `make bench BENCH_ARGS=--quick`; the defaults are already short"
+    )
     args = parser.parse_args()
     warm = tabular_frame(200, seed=1)
     validate_against_suite("warm-up", warm, infer_suite_document("warm-up", warm, "label", "classification", "-", PmfConfig()), 5)

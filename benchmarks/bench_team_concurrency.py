@@ -129,6 +129,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--cycles", type=int, default=40, help="registry cycles (4 requests each) per client")
+    parser.add_argument(
+        "--quick", action="store_true", help="accepted for `make bench BENCH_ARGS=--quick`; the defaults are already short"
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="pmf-bench-team-")) / "home"
     started = time.perf_counter()
