@@ -42,7 +42,10 @@ def promote_flow(
     """Ends Completed/`Promoted` or Completed/`NotPromoted` with every reason in the message; calling it
     returns the result dict (Prefect returns a Completed state's data). `trigger`: what started the
     pipeline that promotes (a drift-triggered retrain's promotion is tagged `trigger:drift`)."""
-    settings = settings or PromotionSettings()
+    if settings is None:  # a deployment run or a bare call: the version's own stored settings, as `pmf promote` uses
+        from tasks.registry.promotion import settings_for_version
+
+        settings = settings_for_version(name, str(version))
     ui.add_tags(str(flow_run.id) if flow_run.id else None, ui.run_tags(name, trigger))
     result = promote_version(
         name,

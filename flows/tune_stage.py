@@ -73,25 +73,18 @@ def tune(ctx: RunContext, data: Prepared, data_sha256: str) -> SearchResult | No
             CONSOLE.line(f"  trials run {where}; each optimises validation {metric}")
 
             def evaluate(asked: Sequence[Asked]) -> list[TrialOutcome]:
-                futures = [
-                    runner.submit(
-                        tune_trial,
-                        {
-                            "number": number,
-                            "params": params,
-                            "cfg": apply_params(base, params, epochs),
-                            "data": arrays,
-                            "metric": metric,
-                            "prune": prune,
-                        },
-                    )
+                calls = [
+                    {
+                        "number": number,
+                        "params": params,
+                        "cfg": apply_params(base, params, epochs),
+                        "data": arrays,
+                        "metric": metric,
+                        "prune": prune,
+                    }
                     for number, params, prune in asked
                 ]
-                outcomes = [f.result() for f in futures]
-                for outcome in outcomes:
-                    _record_trial(ctx, run_id, outcome, metric)
-                    CONSOLE.line("  " + trial_line(outcome, metric))
-                return outcomes
+                return run_batch(ctx, run_id, runner, tune_trial, calls, metric, "trial")
 
             storage = os.environ.get("PMF_DATABASE_URL") or None
             result = run_search(
@@ -114,10 +107,23 @@ def tuned_config(cfg: TrainConfig, result: SearchResult) -> TrainConfig:
     return apply_params(cfg, result.best.params)
 
 
-def trial_line(outcome: TrialOutcome, metric: str) -> str:
+def run_batch(
+    ctx: RunContext, run_id: str, runner: Any, trial_task: Any, calls: list[dict[str, Any]], metric: str, label: str
+) -> list[TrialOutcome]:
+    """Submit one batch of trials to `runner`, wait for all, record each as a nested MLflow run under the
+    stage's run `run_id` and say it on the console, in trial order."""
+    futures = [runner.submit(trial_task, call) for call in calls]
+    outcomes = [f.result() for f in futures]
+    for outcome in outcomes:
+        _record_trial(ctx, run_id, outcome, metric)
+        CONSOLE.line("  " + trial_line(outcome, metric, label))
+    return outcomes
+
+
+def trial_line(outcome: TrialOutcome, metric: str, label: str = "trial") -> str:
     if outcome.state == "completed":
-        return f"✓ trial {outcome.number}: validation {metric} {outcome.value:.4f} in {outcome.seconds:.1f} s"
-    return f"{'–' if outcome.state == 'pruned' else '✗'} trial {outcome.number} {outcome.state}: {outcome.reason}"[:100]
+        return f"✓ {label} {outcome.number}: validation {metric} {outcome.value:.4f} in {outcome.seconds:.1f} s"
+    return f"{'–' if outcome.state == 'pruned' else '✗'} {label} {outcome.number} {outcome.state}: {outcome.reason}"[:100]
 
 
 @contextmanager
@@ -259,29 +265,22 @@ def tune_student(ctx: RunContext, data: Prepared, teacher: Any, settings: Any, a
     with stage(ctx, "tune-student", f"tune the student ({tune_cfg.distillation_trials} trials)") as run_id, threads as runner:
 
         def evaluate(asked: Sequence[Asked]) -> list[TrialOutcome]:
-            futures = [
-                runner.submit(
-                    tune_student_trial,
-                    {
-                        "number": number,
-                        "params": params,
-                        "teacher": teacher,
-                        "build_student": build_student,
-                        "arrays": arrays,
-                        "scoring": scoring,
-                        "task_kind": task_kind,
-                        "base": settings.distillation,
-                        "metric": metric,
-                        "seed": ctx.cfg.train.seed,
-                    },
-                )
+            calls = [
+                {
+                    "number": number,
+                    "params": params,
+                    "teacher": teacher,
+                    "build_student": build_student,
+                    "arrays": arrays,
+                    "scoring": scoring,
+                    "task_kind": task_kind,
+                    "base": settings.distillation,
+                    "metric": metric,
+                    "seed": ctx.cfg.train.seed,
+                }
                 for number, params, _ in asked
             ]
-            outcomes = [f.result() for f in futures]
-            for outcome in outcomes:
-                _record_trial(ctx, run_id, outcome, metric)
-                CONSOLE.line("  " + trial_line(outcome, metric).replace("trial", "student trial", 1))
-            return outcomes
+            return run_batch(ctx, run_id, runner, tune_student_trial, calls, metric, "student trial")
 
         base = settings.distillation
         result = run_search(

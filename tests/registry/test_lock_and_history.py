@@ -166,3 +166,14 @@ def test_a_version_without_a_stored_config_uses_the_defaults_and_a_bad_flag_is_n
     done = pmf("promote", NAME, "--version", "3", "--to", "staging", "--margin", "-2")
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().startswith("pmf: usage_error: --margin:"), done.stderr
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_promote_flow_run_by_a_deployment_reads_the_versions_stored_settings(store):
+    """A deployment passes no settings: the flow must use the version's own (as `pmf promote` does), not defaults."""
+    from flows.promote_flow import promote_flow
+
+    tracking.client().set_model_version_tag(NAME, "3", "pmf.config", '["a list"]')
+    with pytest.raises(StoredConfigError, match="is not a pmf config"):
+        promote_flow(NAME, "3", "staging")
+    assert lifecycle.aliases(NAME) == {"candidate": "3"}  # nothing moved on the defaults
