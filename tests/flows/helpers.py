@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 
 from flows.cli import main
+
+PER_COMMAND_VARIABLES = ("PMF_DASK_ADDRESS", "PMF_VERBOSE")
 
 
 def pmf(*args: str) -> tuple[int, dict]:
@@ -16,8 +19,17 @@ def pmf(*args: str) -> tuple[int, dict]:
     handlers keep the stream they first saw, and capsys closes its streams after each test.
     """
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = main([*args, "--json"])
+    # Flags a command turns into variables of its process (--dask-address, --verbose) must not outlive it here.
+    saved = {key: os.environ.get(key) for key in PER_COMMAND_VARIABLES}
+    try:
+        with contextlib.redirect_stdout(buffer):
+            code = main([*args, "--json"])
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     out = buffer.getvalue().strip().splitlines()
     return code, json.loads(out[-1]) if out else {}
 
