@@ -166,7 +166,7 @@ def unreachable_message(exc: BaseException) -> str | None:
     else:
         why = "the connection failed"
     return (
-        f"the MLflow tracking server at {uri} did not answer ({why}; tried {int(retries) + 1} times): "
+        f"the MLflow tracking server at {uri} did not answer ({why}; {_tries(int(retries) + 1)}): "
         "check that it is running (`pmf team up`, `pmf server start`), then run the command again"
     )
 
@@ -483,3 +483,7 @@ def log_model_metrics(run_id: str, model_id: str, metrics: dict[str, float]) -> 
     items = [Metric(k, float(v), now, 0, model_id=model_id) for k, v in metrics.items() if v is not None and v == v]
     if items:
         client().log_batch(run_id, metrics=items)
+
+
+def _tries(count: int) -> str:
+    return "tried once" if count == 1 else f"tried {count} times"

@@ -151,9 +151,11 @@ def test_an_unexpected_error_is_one_line_naming_the_log_with_the_traceback(tmp_p
     assert code == 1
     assert "Traceback" not in err
     line = err.strip().splitlines()[-1]
-    match = re.fullmatch(r"pmf: failed: MlflowException: .+ \(details: (.+\.log)\)", line)
+    # A tracking server that does not answer is named in words (tasks.registry.tracking), the traceback logged.
+    match = re.fullmatch(r"pmf: failed: the MLflow tracking server at (\S+) did not answer .+ \(details: (.+\.log)\)", line)
     assert match, err
-    log = Path(match.group(1))
+    assert match.group(1) == down
+    log = Path(match.group(2))
     assert log.parent == home / "logs"
     assert "Traceback (most recent call last)" in log.read_text(encoding="utf-8")
     assert list(home.glob("tmp/*")) == []
