@@ -36,7 +36,7 @@ class RemoteBuild:
 
 def model_to_bytes(model: Any) -> bytes:
     """A tf_keras model as the bytes of its `.keras` file (architecture and weights; no optimizer needed)."""
-    with tempfile.TemporaryDirectory(prefix="pmf-teacher-") as folder:
+    with tempfile.TemporaryDirectory(prefix="pmf-teacher-", dir=_scratch()) as folder:
         path = Path(folder) / TEACHER_FILE
         model.save(path)
         return path.read_bytes()
@@ -47,7 +47,7 @@ def model_from_bytes(blob: bytes) -> Any:
     from tasks.model.tf_env import import_keras
 
     keras = import_keras()
-    with tempfile.TemporaryDirectory(prefix="pmf-teacher-") as folder:
+    with tempfile.TemporaryDirectory(prefix="pmf-teacher-", dir=_scratch()) as folder:
         path = Path(folder) / TEACHER_FILE
         path.write_bytes(blob)
         return keras.models.load_model(path, compile=False)
@@ -67,7 +67,7 @@ def build_remote(
     from tasks.compression.student import student_builder
     from tasks.compression.variants import build_only
 
-    with tempfile.TemporaryDirectory(prefix=f"pmf-build-{variant}-") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"pmf-build-{variant}-", dir=_scratch()) as folder:
         try:
             teacher = model_from_bytes(teacher_model)
         except Exception as error:  # noqa: BLE001  (a teacher that does not load fails this variant, like any build)
@@ -89,3 +89,12 @@ def land(build: RemoteBuild, workdir: Path) -> VariantReport:
     path = folder / f"{build.report.variant}.tflite"
     path.write_bytes(build.tflite)
     return build.report.model_copy(update={"path": str(path)})
+
+
+def _scratch() -> Path:
+    """The workspace's scratch folder (this process's PMF_HOME: a Dask worker's own on another machine)."""
+    from tasks.workspace import pmf_home
+
+    folder = pmf_home() / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tasks.config import TrainConfig
+from tasks.workspace import pmf_home
 
 TrialState = Literal["completed", "pruned", "failed"]
 
@@ -129,7 +130,9 @@ def run_trial(
                 self.model.stop_training = True
 
     try:
-        with tempfile.TemporaryDirectory(prefix=f"pmf-trial-{number}-") as folder:
+        scratch = pmf_home() / "tmp"  # the workspace's own scratch (a Dask worker's PMF_HOME on another machine)
+        scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"pmf-trial-{number}-", dir=scratch) as folder:
             result = train_model(
                 data.x_train,
                 data.y_train,
