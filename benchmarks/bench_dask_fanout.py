@@ -33,16 +33,9 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 SEED = 42
-VARIANTS = (
-    "float32",
-    "dynamic_range",
-    "float16",
-    "int8",
-    "pruned_int8",
-    "qat_int8",
-    "distilled_int8",
-    "student_scratch_int8",
-)
+from tasks.compression.settings import ALL_VARIANTS  # after the environment above
+
+VARIANTS = ALL_VARIANTS  # every variant, in build order
 
 
 def digits_case(quick: bool) -> tuple[Any, Any, Any, Any]:
