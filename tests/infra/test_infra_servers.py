@@ -28,7 +28,7 @@ from tests.infra.files import (
     resolved_compose,
     run_init_sql,
 )
-from tests.support.local_server import free_ports
+from tests.support.local_server import free_ports, prefect_deploy_all
 
 pytestmark = pytest.mark.slow
 
@@ -158,15 +158,7 @@ def test_prefect_deploy_all_creates_the_team_deployments_and_a_process_worker_ru
     prefect.create_work_pool(WorkPoolCreate(name=pool, type="process"))
     created: list[Any] = []
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        prefect_deploy_all(tmp_path, env)
         for kind in ("train", "retrain", "monitor", "promote"):
             created.append(prefect.read_deployment_by_name(f"pmf-{kind}/{MODEL}"))
         train, retrain, monitor, promote = created

@@ -3,13 +3,11 @@ retrain and monitor deployments with the limit, the schedules and the drift trig
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.support.local_server import prefect_deploy_all
 
 pytestmark = pytest.mark.slow
 
@@ -22,15 +20,7 @@ def test_prefect_deploy_all_creates_the_deployments(local_server, prefect, tmp_p
         deployment["paused"] = True  # nothing of this copy runs on the shared server
     (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     env = {**local_server.env, "PREFECT_API_URL": local_server.prefect_api_url, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    prefect_deploy_all(tmp_path, env)
     retrain = prefect.read_deployment_by_name(f"pmf-retrain/{MODEL}")
     monitor = prefect.read_deployment_by_name(f"pmf-monitor/{MODEL}")
     try:

@@ -124,3 +124,16 @@ def local_server(tmp_path_factory) -> Iterator[LocalServer]:
     """One real local server for the whole session (see the module's docstring)."""
     with running_server(tmp_path_factory.mktemp("pmf-server") / "home") as server:
         yield server
+
+
+def prefect_deploy_all(folder: Path, env: dict[str, str]) -> None:
+    """`prefect deploy --all` on the prefect.yaml in `folder`, as a user runs it; fails the test with its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
