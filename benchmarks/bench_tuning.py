@@ -43,36 +43,29 @@ def search(address: str, trials: int, rows: int, experiment_id: str) -> tuple[fl
     """The seeded search on the cluster at `address`; (wall seconds, outcomes)."""
     from prefect_dask import DaskTaskRunner
 
-    from flows.tune_stage import _record_trial, tune_trial
+    from flows.tune_stage import TrialRecorder, tune_trial
     from tasks.config import TrainConfig
     from tasks.registry import tracking
     from tasks.tuning.search import run_search
     from tasks.tuning.settings import TuneSettings
     from tasks.tuning.space import apply_params, search_space
 
-    settings = TuneSettings(trials=trials, parallelism=2, pruning=False, seed=3, epochs=4)
+    # 4 in flight on 1 or 2 workers: the same trials either way (trial k knows trials 0 … k - 4)
+    settings = TuneSettings(trials=trials, parallelism=4, pruning=False, seed=3, epochs=4)
     space = search_space(settings, "mlp")
     data = arrays(rows)
     base = TrainConfig(early_stopping_patience=50)
     parent = tracking.start_run(experiment_id, f"search-{address}")
     ctx = SimpleNamespace(experiment_id=experiment_id)
     start = time.perf_counter()
-    with DaskTaskRunner(address=address) as runner:
+    with DaskTaskRunner(address=address) as runner, TrialRecorder(ctx, parent, "accuracy", "trial") as record:  # type: ignore[arg-type]
 
-        def evaluate(asked):
-            futures = [
-                runner.submit(
-                    tune_trial,
-                    {"number": n, "params": p, "cfg": apply_params(base, p, 4), "data": data, "metric": "accuracy", "prune": r},
-                )
-                for n, p, r in asked
-            ]
-            outcomes = [f.result() for f in futures]
-            for outcome in outcomes:
-                _record_trial(ctx, parent, outcome, "accuracy")  # type: ignore[arg-type]
-            return outcomes
+        def submit(asked):
+            n, p, r = asked
+            call = {"number": n, "params": p, "cfg": apply_params(base, p, 4), "data": data, "metric": "accuracy", "prune": r}
+            return runner.submit(tune_trial, call)
 
-        result = run_search(settings, space, "accuracy", True, evaluate)
+        result = run_search(settings, space, "accuracy", True, submit, on_outcome=record)
     wall = time.perf_counter() - start
     tracking.end_run(parent)
     return wall, result.outcomes
@@ -120,13 +113,15 @@ def speed_up(trials: int, rows: int) -> list[tuple[str, str]]:
 
         env = {**ONE_THREAD, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
         experiment = tracking.ensure_experiment("bench-tuning")
-        walls = {}
+        walls, asked = {}, {}
         for workers in (1, 2):
             with dask_cluster(folder / f"dask-{workers}", workers, env) as cluster:
                 search(cluster.address, 2, rows, experiment)  # warm-up: imports on each worker, untimed
                 walls[workers], outcomes = search(cluster.address, trials, rows, experiment)
-                if workers == 1:
-                    params = [o.params for o in outcomes]
+                asked[workers] = [o.params for o in outcomes]
+    if asked[1] != asked[2]:
+        raise SystemExit("the seeded search asked different trials on 1 and 2 workers: the speed-up compares unlike work")
+    params = asked[1]
     baseline = direct(params, rows)
     overhead = (walls[1] - baseline) / trials
     rows_out += [

@@ -8,8 +8,10 @@ Trials see the train and validation splits only; the test split stays for the ev
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -61,30 +63,28 @@ def tune(ctx: RunContext, data: Prepared, data_sha256: str) -> SearchResult | No
     metric = settings.metric or primary_metric_for(ctx.cfg, task_kind)
     if metric not in HIGHER_IS_BETTER:
         raise ConfigError(f"tune.metric: {metric!r} is not a metric pmf computes; expected one of {', '.join(HIGHER_IS_BETTER)}")
-    space = search_space(settings, ctx.cfg.train.model)
+    space = search_space(settings, ctx.cfg.train.model, ctx.cfg.train)
     base = ctx.cfg.train
     epochs = settings.epochs or base.epochs
     arrays = trial_data(data)
-    with stage(ctx, "tune", f"tune ({settings.trials} trials, {settings.parallelism} at a time)") as run_id:
+    with stage(ctx, "tune", f"tune ({settings.trials} trials, {settings.parallelism} in flight)") as run_id:
         tracking.log_params(
             run_id, {"trials": settings.trials, "minutes": settings.minutes, "metric": metric, "sampler": settings.sampler}
         )
-        with trial_runner(settings.parallelism) as (runner, where):
+        with trial_runner(settings.parallelism) as (runner, where), TrialRecorder(ctx, run_id, metric, "trial") as record:
             CONSOLE.line(f"  trials run {where}; each optimises validation {metric}")
 
-            def evaluate(asked: Sequence[Asked]) -> list[TrialOutcome]:
-                calls = [
-                    {
-                        "number": number,
-                        "params": params,
-                        "cfg": apply_params(base, params, epochs),
-                        "data": arrays,
-                        "metric": metric,
-                        "prune": prune,
-                    }
-                    for number, params, prune in asked
-                ]
-                return run_batch(ctx, run_id, runner, tune_trial, calls, metric, "trial")
+            def submit(asked: Asked) -> Any:
+                number, params, prune = asked
+                call = {
+                    "number": number,
+                    "params": params,
+                    "cfg": apply_params(base, params, epochs),
+                    "data": arrays,
+                    "metric": metric,
+                    "prune": prune,
+                }
+                return runner.submit(tune_trial, call)
 
             storage = os.environ.get("PMF_DATABASE_URL") or None
             result = run_search(
@@ -92,10 +92,11 @@ def tune(ctx: RunContext, data: Prepared, data_sha256: str) -> SearchResult | No
                 space,
                 metric,
                 HIGHER_IS_BETTER[metric],
-                evaluate,
+                submit,
                 storage=storage,
                 study_name=study_name(ctx.name, data_sha256, ctx.cfg),
                 first=configured_values(base, space),
+                on_outcome=record,
             )
         _record_search(ctx, run_id, result)
         return result
@@ -107,17 +108,33 @@ def tuned_config(cfg: TrainConfig, result: SearchResult) -> TrainConfig:
     return apply_params(cfg, result.best.params)
 
 
-def run_batch(
-    ctx: RunContext, run_id: str, runner: Any, trial_task: Any, calls: list[dict[str, Any]], metric: str, label: str
-) -> list[TrialOutcome]:
-    """Submit one batch of trials to `runner`, wait for all, record each as a nested MLflow run under the
-    stage's run `run_id` and say it on the console, in trial order."""
-    futures = [runner.submit(trial_task, call) for call in calls]
-    outcomes = [f.result() for f in futures]
-    for outcome in outcomes:
-        _record_trial(ctx, run_id, outcome, metric)
-        CONSOLE.line("  " + trial_line(outcome, metric, label))
-    return outcomes
+class TrialRecorder:
+    """Records each told trial as a nested MLflow run under the stage's run `run_id` and says it on the
+    console, on a thread of its own, so the search asks the next trial while the store is written. Leaving
+    the block waits for every record; the first one that failed is raised there."""
+
+    def __init__(self, ctx: RunContext, run_id: str, metric: str, label: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.ctx, self.run_id, self.metric, self.label = ctx, run_id, metric, label
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pmf-trial-record")
+        self.pending: list[Any] = []
+
+    def __enter__(self) -> TrialRecorder:
+        return self
+
+    def __call__(self, outcome: TrialOutcome) -> None:
+        self.pending.append(self.pool.submit(self._record, outcome))
+
+    def _record(self, outcome: TrialOutcome) -> None:
+        _record_trial(self.ctx, self.run_id, outcome, self.metric)
+        CONSOLE.line("  " + trial_line(outcome, self.metric, self.label))
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+        if exc[0] is None:
+            for done in self.pending:
+                done.result()
 
 
 def trial_line(outcome: TrialOutcome, metric: str, label: str = "trial") -> str:
@@ -179,23 +196,23 @@ def _worker_environment() -> dict[str, str]:
 
 
 def _record_trial(ctx: RunContext, parent: str, outcome: TrialOutcome, metric: str) -> None:
-    run_id = tracking.start_run(ctx.experiment_id, f"trial-{outcome.number}", parent, {"pmf.stage": "tune-trial"})
-    tracking.log_params(run_id, {**outcome.params, "trial": outcome.number})
-    for step, value in enumerate(outcome.curve, start=1):
-        tracking.log_metrics(run_id, {f"val_{metric}": value}, step=step)
+    """One nested run: its params, per-epoch validation metric, final value and state in one batch."""
+    from mlflow.entities import Metric
+
+    tags = {
+        "pmf.stage": "tune-trial",
+        "pmf.trial.state": outcome.state,
+        "pmf.trial.pruned": str(outcome.state == "pruned").lower(),
+        "pmf.trial.worker": outcome.worker,
+    } | ({"pmf.trial.reason": outcome.reason} if outcome.reason else {})
+    run_id = tracking.start_run(ctx.experiment_id, f"trial-{outcome.number}", parent, tags)
+    now = int(time.time() * 1000)
     final = {"epochs_run": outcome.epochs_run, "seconds": outcome.seconds}
     if outcome.value is not None:
         final[f"trial_{metric}"] = outcome.value
-    tracking.log_metrics(run_id, final)
-    tracking.set_tags(
-        run_id,
-        {
-            "pmf.trial.state": outcome.state,
-            "pmf.trial.pruned": str(outcome.state == "pruned").lower(),
-            "pmf.trial.worker": outcome.worker,
-        }
-        | ({"pmf.trial.reason": outcome.reason} if outcome.reason else {}),
-    )
+    metrics = [Metric(f"val_{metric}", value, now, step) for step, value in enumerate(outcome.curve, start=1)]
+    metrics += [Metric(key, float(value), now, 0) for key, value in final.items()]
+    tracking.log_batch(run_id, {**outcome.params, "trial": outcome.number}, [m for m in metrics if math.isfinite(m.value)])
     tracking.end_run(run_id, "FAILED" if outcome.state == "failed" else "FINISHED")
 
 
@@ -262,25 +279,27 @@ def tune_student(ctx: RunContext, data: Prepared, teacher: Any, settings: Any, a
     scoring = trial_data(data)
     student_cfg = tune_cfg.model_copy(update={"trials": tune_cfg.distillation_trials, "space": {}})
     threads: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=tune_cfg.parallelism)
-    with stage(ctx, "tune-student", f"tune the student ({tune_cfg.distillation_trials} trials)") as run_id, threads as runner:
+    with (
+        stage(ctx, "tune-student", f"tune the student ({tune_cfg.distillation_trials} trials)") as run_id,
+        threads as runner,
+        TrialRecorder(ctx, run_id, metric, "student trial") as record,
+    ):
 
-        def evaluate(asked: Sequence[Asked]) -> list[TrialOutcome]:
-            calls = [
-                {
-                    "number": number,
-                    "params": params,
-                    "teacher": teacher,
-                    "build_student": build_student,
-                    "arrays": arrays,
-                    "scoring": scoring,
-                    "task_kind": task_kind,
-                    "base": settings.distillation,
-                    "metric": metric,
-                    "seed": ctx.cfg.train.seed,
-                }
-                for number, params, _ in asked
-            ]
-            return run_batch(ctx, run_id, runner, tune_student_trial, calls, metric, "student trial")
+        def submit(asked: Asked) -> Any:
+            number, params, _ = asked
+            call = {
+                "number": number,
+                "params": params,
+                "teacher": teacher,
+                "build_student": build_student,
+                "arrays": arrays,
+                "scoring": scoring,
+                "task_kind": task_kind,
+                "base": settings.distillation,
+                "metric": metric,
+                "seed": ctx.cfg.train.seed,
+            }
+            return runner.submit(tune_student_trial, call)
 
         base = settings.distillation
         result = run_search(
@@ -288,8 +307,9 @@ def tune_student(ctx: RunContext, data: Prepared, teacher: Any, settings: Any, a
             STUDENT_SPACE,
             metric,
             HIGHER_IS_BETTER[metric],
-            evaluate,
+            submit,
             first={"temperature": base.temperature, "alpha": base.alpha, "width_factor": base.width_factor},
+            on_outcome=record,
         )
         _record_search(ctx, run_id, result, key="tuning-student")
     assert result.best is not None

@@ -7,8 +7,12 @@ Regression: loss = alpha * MSE(labels, student) + (1 - alpha) * MSE(teacher outp
 
 `distil=False` trains the same student (same seeded initial weights, epochs, batches, learning
 rate) on labels only: the control that shows what distillation bought. Both keep the weights of
-the epoch with the lowest label loss on the validation split. The loop runs eagerly (no shared
-tf.function), so several students can train in separate threads.
+the epoch with the lowest label loss on the validation split. Each call compiles its own training
+step (a tf.function no other call shares), so several students can train in separate threads.
+
+When the teacher trained on shifted images (a CNN with `train.augment`), each epoch both students see
+freshly shifted training images (the same ones: one seeded generator), and the teacher labels the very
+images the student sees ("consistent teaching"): soft targets for views the hard labels only approximate.
 """
 
 from __future__ import annotations
@@ -58,6 +62,18 @@ def seeded_init(model: Any, seed: int) -> None:
         else:
             weights.append(np.zeros_like(w))
     model.set_weights(weights)
+
+
+def shifted_images(x: np.ndarray, shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
+    """Every flattened image moved by -1, 0 or +1 pixel on each axis (zeros shifted in), one draw per image."""
+    height, width, channels = shape
+    n = len(x)
+    padded = np.pad(x.reshape(n, height, width, channels), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    dy, dx = rng.integers(0, 3, size=n), rng.integers(0, 3, size=n)
+    rows = dy[:, None] + np.arange(height)[None, :]
+    cols = dx[:, None] + np.arange(width)[None, :]
+    moved = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return moved.reshape(n, -1).astype(np.float32)
 
 
 def student_logits_fn(student: Any, tf: Any, keras: Any) -> Callable[[Any, bool], Any]:
@@ -119,22 +135,36 @@ def train_student(
     keras, tf = import_keras(), import_tf()
     student = student_builder(settings.width_factor)
     seeded_init(student, seed)
-    teacher_out = keras_predict(clone_teacher(teacher), data.x_train).astype(np.float32)
+    teacher_copy = clone_teacher(teacher)
+    image_shape = getattr(student_builder, "image_shape", None) if settings.augment else None
+    teacher_out = keras_predict(teacher_copy, data.x_train).astype(np.float32)
     y_dtype = np.int32 if task == "classification" else np.float32
-    x, y = data.x_train.astype(np.float32), data.y_train.astype(y_dtype)
+    train_x, y = data.x_train.astype(np.float32), data.y_train.astype(y_dtype)
+    x = train_x
     x_val, y_val = tf.constant(data.x_val, tf.float32), tf.constant(data.y_val.astype(y_dtype))
     loss_fn, label_loss = make_losses(task, settings, distil, student, tf, keras)
     optimizer = keras.optimizers.Adam(settings.learning_rate)
     rng = np.random.default_rng(seed)
     best = (np.inf, 0, student.get_weights())
+    shifts = np.random.default_rng(seed + 1)
+
+    @tf.function(reduce_retracing=True)  # this call's own graph: students in other threads do not share it
+    def step(xb: Any, yb: Any, tb: Any) -> Any:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(xb, yb, tb)
+        grads = tape.gradient(loss, student.trainable_variables)
+        optimizer.apply_gradients(zip(grads, student.trainable_variables, strict=True))
+        return loss
+
     for epoch in range(settings.epochs):
+        if image_shape is not None:
+            x = shifted_images(train_x, image_shape, shifts)
+            if distil:
+                teacher_out = keras_predict(teacher_copy, x).astype(np.float32)
         order = rng.permutation(len(x))
         for start in range(0, len(x), settings.batch_size):
             batch = order[start : start + settings.batch_size]
-            with tf.GradientTape() as tape:
-                loss = loss_fn(tf.constant(x[batch]), tf.constant(y[batch]), tf.constant(teacher_out[batch]))
-            grads = tape.gradient(loss, student.trainable_variables)
-            optimizer.apply_gradients(zip(grads, student.trainable_variables, strict=True))
+            step(tf.constant(x[batch]), tf.constant(y[batch]), tf.constant(teacher_out[batch]))
         val = float(label_loss(x_val, y_val))
         if val < best[0]:
             best = (val, epoch, student.get_weights())

@@ -72,6 +72,9 @@ class DistillationSettings(Frozen):
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(3e-3, gt=0)
+    augment: bool = Field(
+        True, description="a CNN teacher trained on shifted images: shift the students' images too, labelled by the teacher"
+    )
 
 
 class LatencySettings(Frozen):

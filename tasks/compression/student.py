@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tasks.config import TrainConfig
@@ -16,17 +17,35 @@ def scaled_widths(units: tuple[int, ...], width_factor: float) -> tuple[int, ...
     return tuple(max(2, round(u * width_factor)) for u in units)
 
 
-def student_builder(cfg: TrainConfig, input_dim: int, n_outputs: int, task: Task) -> StudentBuilder:
-    """A function `width_factor -> uncompiled tf_keras model` shaped like the teacher `cfg` builds."""
-    from tasks.model.train import build_model
+@dataclass(frozen=True)
+class Students:
+    """`Students(cfg, ...)(width_factor)` -> an uncompiled tf_keras model shaped like the teacher `cfg` builds.
 
-    def build(width_factor: float) -> Any:
-        small = cfg.model_copy(
+    `image_shape` is set when the teacher trained on shifted images (a CNN with `train.augment`): the
+    student then sees shifted images too, and the teacher labels the very images the student sees."""
+
+    cfg: TrainConfig
+    input_dim: int
+    n_outputs: int
+    task: Task
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        shape = self.cfg.image_shape
+        return tuple(shape) if self.cfg.model == "cnn" and self.cfg.augment and shape else None  # type: ignore[return-value]
+
+    def __call__(self, width_factor: float) -> Any:
+        from tasks.model.train import build_model
+
+        small = self.cfg.model_copy(
             update={
-                "hidden_units": scaled_widths(cfg.hidden_units, width_factor),
-                "conv_filters": scaled_widths(cfg.conv_filters, width_factor),
+                "hidden_units": scaled_widths(self.cfg.hidden_units, width_factor),
+                "conv_filters": scaled_widths(self.cfg.conv_filters, width_factor),
             }
         )
-        return build_model(small, input_dim, n_outputs, task)
+        return build_model(small, self.input_dim, self.n_outputs, self.task)
 
-    return build
+
+def student_builder(cfg: TrainConfig, input_dim: int, n_outputs: int, task: Task) -> Students:
+    """A function `width_factor -> uncompiled tf_keras model` shaped like the teacher `cfg` builds."""
+    return Students(cfg, input_dim, n_outputs, task)

@@ -188,6 +188,13 @@ def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None)
         client().log_batch(run_id, metrics=items)
 
 
+def log_batch(run_id: str, params: dict[str, Any], metrics: list[Any]) -> None:
+    """Params and `mlflow.entities.Metric`s (each with its own step) in one request (at most 100 params)."""
+    from mlflow.entities import Param
+
+    client().log_batch(run_id, params=[Param(k, _short(v)) for k, v in params.items()], metrics=metrics)
+
+
 def set_tags(run_id: str, tags: dict[str, Any]) -> None:
     from mlflow.entities import RunTag
 

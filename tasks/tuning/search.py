@@ -1,8 +1,8 @@
-"""The search: Optuna's ask/tell, trials asked for in batches of `parallelism` and evaluated by whatever
-`evaluate` the caller passes (Prefect tasks on Dask in the flow, a plain loop in a test).
+"""The search: Optuna's ask/tell with `parallelism` trials in flight, each started by whatever `submit` the
+caller passes (a Prefect task on Dask in the flow, a plain function in a test).
 
-Reproducible from the seed: the sampler is seeded, a batch is always `parallelism` trials whatever the
-number of workers, and the pruning rule a trial gets holds only the trials of earlier batches. With a
+Reproducible from the seed: the sampler is seeded, results are told in trial order, and trial k is asked
+knowing trials 0 … k - parallelism only (also its pruning rule), whatever the number of workers. With a
 storage URL (the team's PostgreSQL) the study outlives the process: a search interrupted half-way is
 resumed by the next run of the same data and config (its finished trials are kept, the rest are asked).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,7 +22,7 @@ from tasks.tuning.space import suggest
 from tasks.tuning.trial import PruneRule, TrialOutcome, best_of
 
 Asked = tuple[int, dict[str, Any], PruneRule | None]
-Evaluate = Callable[[Sequence[Asked]], list[TrialOutcome]]
+Submit = Callable[[Asked], Any]  # returns the TrialOutcome, or a future of it
 
 
 @dataclass
@@ -117,15 +118,25 @@ def run_search(
     space: Mapping[str, ParamSpec],
     metric: str,
     higher_is_better: bool,
-    evaluate: Evaluate,
+    submit: Submit,
     storage: str | None = None,
     study_name: str = "pmf",
     clock: Callable[[], float] = time.monotonic,
     first: Mapping[str, Any] | None = None,
+    on_outcome: Callable[[TrialOutcome], None] | None = None,
 ) -> SearchResult:
-    """Ask, evaluate and tell until `settings.trials` trials are done or `settings.minutes` are spent
-    (a batch started before the budget ran out finishes). `first`: values the first trial takes (the
-    configured model), the rest sampled. Raises SearchFailed when every trial failed."""
+    """Ask, submit and tell until `settings.trials` trials are done or `settings.minutes` are spent (no
+    trial starts after the budget; those in flight finish).
+
+    `settings.parallelism` trials are in flight at once. Results are told in trial order, and trial k is
+    asked as soon as trial k - parallelism is told: it knows exactly trials 0 … k - parallelism whatever
+    the workers and whichever finished first, so a seed reproduces the search. Keep parallelism above the
+    number of workers (about twice) and a worker that frees finds a trial waiting for it.
+
+    `submit(asked)` starts a trial and returns its outcome or a future of it (`.result()`); a future that
+    raises is a failed trial. `first`: values the first trial takes (the configured model), the rest are
+    sampled. `on_outcome` sees each outcome as it is told (the flow records it while others run).
+    Raises SearchFailed when every trial failed."""
     from optuna.trial import TrialState
 
     study = make_study(settings, "maximize" if higher_is_better else "minimize", storage, study_name)
@@ -137,24 +148,41 @@ def run_search(
     resumed = len(outcomes)
     started = clock()
     out_of_time = False
-    while len(outcomes) < settings.trials:
-        if clock() - started > settings.minutes * 60:
-            out_of_time = True
+    in_flight: deque[tuple[Any, Asked, Any]] = deque()
+    while True:
+        while not out_of_time and len(in_flight) < settings.parallelism and len(outcomes) + len(in_flight) < settings.trials:
+            if clock() - started > settings.minutes * 60:
+                out_of_time = True
+                break
+            trial = study.ask()
+            asked = (trial.number, suggest(trial, space), prune_rule(settings, outcomes, higher_is_better))
+            in_flight.append((trial, asked, submit(asked)))
+        if not in_flight:
             break
-        rule = prune_rule(settings, outcomes, higher_is_better)
-        size = min(settings.parallelism, settings.trials - len(outcomes))
-        trials = [study.ask() for _ in range(size)]
-        asked = [(t.number, suggest(t, space), rule) for t in trials]
-        results = {o.number: o for o in evaluate(asked)}
-        for trial, (number, params, _) in zip(trials, asked, strict=True):
-            outcome = results.get(number) or TrialOutcome(number, params, "failed", reason="the trial returned nothing")
-            tell(study, trial, outcome)
-            outcomes.append(outcome)
+        trial, (number, params, _), pending = in_flight.popleft()
+        outcome = _outcome_of(pending, number, params)
+        tell(study, trial, outcome)
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
     result = SearchResult(metric, higher_is_better, outcomes, clock() - started, len(outcomes), resumed, out_of_time)
     if outcomes and result.count("failed") == len(outcomes):
         reasons = "; ".join(f"trial {o.number}: {o.reason}" for o in outcomes[:5])
         raise SearchFailed(f"every one of the {len(outcomes)} trials failed: {reasons}")
     return result
+
+
+def _outcome_of(pending: Any, number: int, params: dict[str, Any]) -> TrialOutcome:
+    if isinstance(pending, TrialOutcome):
+        return pending
+    try:
+        outcome = pending.result()
+    except Exception as exc:  # noqa: BLE001  (the worker running it failed: a failed trial, the search goes on)
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        return TrialOutcome(number, params, "failed", reason=f"{type(exc).__name__}: {first_line}")
+    if not isinstance(outcome, TrialOutcome):
+        return TrialOutcome(number, params, "failed", reason="the trial returned nothing")
+    return outcome
 
 
 def prune_rule(settings: TuneSettings, done: Sequence[TrialOutcome], higher_is_better: bool) -> PruneRule | None:

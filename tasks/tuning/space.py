@@ -37,14 +37,36 @@ DEFAULT_SPACES: dict[str, dict[str, ParamSpec]] = {
 INTEGER_PARAMS = {"layers", "width", "conv_layers", "conv_base", "batch_size"}
 
 
-def search_space(settings: TuneSettings, model: str) -> dict[str, ParamSpec]:
-    """The default space of `model` with the config's overrides; an unknown parameter is a ConfigError naming it."""
+def search_space(settings: TuneSettings, model: str, configured: TrainConfig | None = None) -> dict[str, ParamSpec]:
+    """The default space of `model` with the config's overrides; an unknown parameter is a ConfigError naming it.
+
+    With `configured`, a default range or list of choices is widened to hold the configured value (the
+    digits CNN's 512 units are not among the default widths), so trial 0 is exactly the configured model;
+    a parameter the config's `tune.space` sets stays as written."""
     space = dict(DEFAULT_SPACES[model])
     unknown = sorted(set(settings.space) - set(space))
     if unknown:
         raise ConfigError(f"tune.space.{unknown[0]}: not a parameter of the {model} search; expected one of {', '.join(space)}")
+    if configured is not None:
+        for name, value in _in_space_terms(configured).items():
+            if name in space and name not in settings.space and not holds(space[name], value):
+                space[name] = widened(space[name], value)
     space.update(settings.space)
     return space
+
+
+def widened(spec: ParamSpec, value: Any) -> ParamSpec:
+    if spec.choices is not None:
+        choices = (*spec.choices, value)
+        ordered = sorted(choices) if all(isinstance(c, (int, float)) for c in choices) else choices
+        return spec.model_copy(update={"choices": tuple(ordered)})
+    if spec.low is not None and spec.high is not None and isinstance(value, (int, float)):
+        if spec.log and value <= 0:
+            return spec
+        if spec.step and abs((value - spec.low) / spec.step - round((value - spec.low) / spec.step)) > 1e-9:
+            return spec  # off the grid: sampled instead
+        return spec.model_copy(update={"low": min(spec.low, value), "high": max(spec.high, value)})
+    return spec
 
 
 def suggest(trial: Any, space: Mapping[str, ParamSpec]) -> dict[str, Any]:
@@ -77,12 +99,17 @@ def conv_filters(layers: int, base: int) -> tuple[int, ...]:
 def apply_params(cfg: TrainConfig, params: Mapping[str, Any], epochs: int | None = None) -> TrainConfig:
     """`cfg` with a trial's values: what the trial trains, and what the final model trains with the best one."""
     update: dict[str, Any] = {k: v for k, v in params.items() if k in TrainConfig.model_fields}
+    # the configured layer count and first width keep the configured layers as written (64, 64 stays 64, 64)
     if "layers" in params or "width" in params:
         current = cfg.hidden_units or (64,)
-        update["hidden_units"] = hidden_units(params.get("layers", len(current)), params.get("width", current[0]))
+        shape = (int(params.get("layers", len(current))), int(params.get("width", current[0])))
+        if not cfg.hidden_units or shape != (len(current), current[0]):
+            update["hidden_units"] = hidden_units(*shape)
     if "conv_layers" in params or "conv_base" in params:
         current = cfg.conv_filters or (32,)
-        update["conv_filters"] = conv_filters(params.get("conv_layers", len(current)), params.get("conv_base", current[0]))
+        shape = (int(params.get("conv_layers", len(current))), int(params.get("conv_base", current[0])))
+        if not cfg.conv_filters or shape != (len(current), current[0]):
+            update["conv_filters"] = conv_filters(*shape)
     if epochs is not None:
         update["epochs"] = epochs
     return TrainConfig.model_validate({**cfg.model_dump(), **update})
@@ -91,12 +118,17 @@ def apply_params(cfg: TrainConfig, params: Mapping[str, Any], epochs: int | None
 def configured_values(cfg: TrainConfig, space: Mapping[str, ParamSpec]) -> dict[str, Any]:
     """The config's own values in the space's terms, where the space can hold them: the search's first
     trial, so a search never ends worse than the model the config describes."""
-    values: dict[str, Any] = {k: getattr(cfg, k) for k in space if k in TrainConfig.model_fields}
+    values = _in_space_terms(cfg)
+    return {k: v for k, v in values.items() if k in space and holds(space[k], v)}
+
+
+def _in_space_terms(cfg: TrainConfig) -> dict[str, Any]:
+    values: dict[str, Any] = {k: getattr(cfg, k) for k in ("dropout", "learning_rate", "lr_schedule", "batch_size")}
     if cfg.hidden_units:
         values |= {"layers": len(cfg.hidden_units), "width": cfg.hidden_units[0]}
     if cfg.conv_filters:
         values |= {"conv_layers": len(cfg.conv_filters), "conv_base": cfg.conv_filters[0]}
-    return {k: v for k, v in values.items() if k in space and holds(space[k], v)}
+    return values
 
 
 def holds(spec: ParamSpec, value: Any) -> bool:

@@ -9,17 +9,27 @@ import pytest
 from tasks.config import ConfigError, TrainConfig
 from tasks.tuning.search import SearchFailed, run_search
 from tasks.tuning.settings import ParamSpec, TuneSettings
-from tasks.tuning.space import DEFAULT_SPACES, apply_params, search_space
+from tasks.tuning.space import DEFAULT_SPACES, apply_params, configured_values, search_space
 from tasks.tuning.trial import PruneRule, TrialOutcome
 
 
 def quadratic(asked):
     """A known optimum: learning_rate 0.01, width 64; every trial completes."""
-    out = []
-    for number, params, _ in asked:
-        value = -((math.log10(params["learning_rate"]) + 2) ** 2) - abs(params["width"] - 64) / 64
-        out.append(TrialOutcome(number, params, "completed", value, curve=[value]))
-    return out
+    number, params, _ = asked
+    value = -((math.log10(params["learning_rate"]) + 2) ** 2) - abs(params["width"] - 64) / 64
+    return TrialOutcome(number, params, "completed", value, curve=[value])
+
+
+class Later:
+    """A future of an outcome, as a Prefect or Dask future is: `.result()` waits for it (or raises)."""
+
+    def __init__(self, outcome=None, error=None):
+        self.outcome, self.error = outcome, error
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.outcome
 
 
 def test_the_default_mlp_space_searches_what_the_issue_names():
@@ -76,39 +86,75 @@ def test_the_search_finds_the_optimum_region_and_a_seed_reproduces_it():
     assert [o.params for o in other.outcomes] != [o.params for o in first.outcomes]
 
 
-def test_trials_are_asked_in_batches_of_parallelism_whatever_evaluates_them():
-    sizes = []
+def test_parallelism_trials_are_in_flight_and_trial_k_knows_exactly_the_trials_up_to_k_minus_parallelism():
+    """Whichever trial finishes first, trial k is asked once trial k - 3 is told, and knows trials 0 … k - 3
+    only (its pruning rule holds their curves): what makes a seed reproduce the search on any workers."""
+    known, in_flight, peak = {}, [], [0]
 
-    def evaluate(asked):
-        sizes.append(len(asked))
-        return quadratic(asked)
+    def submit(asked):
+        number, _, rule = asked
+        known[number] = len(rule.curves)
+        in_flight.append(number)
+        peak[0] = max(peak[0], len(in_flight))
+        done = quadratic(asked)
 
-    run_search(TuneSettings(trials=7, parallelism=3), search_space(TuneSettings(), "mlp"), "score", True, evaluate)
-    assert sizes == [3, 3, 1]
+        class Finishing(Later):
+            def result(self):
+                in_flight.remove(number)
+                return done
+
+        return Finishing()
+
+    result = run_search(TuneSettings(trials=7, parallelism=3), search_space(TuneSettings(), "mlp"), "score", True, submit)
+    assert peak[0] == 3
+    assert known == {0: 0, 1: 0, 2: 0, 3: 1, 4: 2, 5: 3, 6: 4}
+    assert [o.number for o in result.outcomes] == list(range(7))
 
 
 def test_a_failing_trial_is_recorded_and_the_search_goes_on():
-    def evaluate(asked):
+    def submit(asked):
         done = quadratic(asked)
-        done[0] = TrialOutcome(done[0].number, done[0].params, "failed", reason="ValueError: boom")
+        if done.number % 2 == 0:
+            return TrialOutcome(done.number, done.params, "failed", reason="ValueError: boom")
         return done
 
-    result = run_search(TuneSettings(trials=4, parallelism=2), search_space(TuneSettings(), "mlp"), "s", True, evaluate)
+    result = run_search(TuneSettings(trials=4, parallelism=2), search_space(TuneSettings(), "mlp"), "s", True, submit)
     assert result.count("failed") == 2
     assert result.count("completed") == 2
     assert result.to_json()["failed"] == 2
     assert result.best is not None
 
 
+def test_a_trial_whose_worker_fails_is_a_failed_trial_with_the_reason():
+    def submit(asked):
+        if asked[0] == 1:
+            return Later(error=RuntimeError("the worker at tcp://10.0.0.7:40211 died\nmore"))
+        return Later(quadratic(asked))
+
+    result = run_search(TuneSettings(trials=3, parallelism=2), search_space(TuneSettings(), "mlp"), "s", True, submit)
+    failed = [o for o in result.outcomes if o.state == "failed"]
+    assert [(o.number, o.reason) for o in failed] == [(1, "RuntimeError: the worker at tcp://10.0.0.7:40211 died")]
+    assert result.count("completed") == 2
+
+
 def test_only_every_trial_failing_fails_the_search_with_the_reasons():
-    def evaluate(asked):
-        return [TrialOutcome(n, p, "failed", reason=f"diverged #{n}") for n, p, _ in asked]
+    def submit(asked):
+        n, p, _ = asked
+        return TrialOutcome(n, p, "failed", reason=f"diverged #{n}")
 
     with pytest.raises(SearchFailed, match=r"every one of the 3 trials failed: trial 0: diverged #0"):
-        run_search(TuneSettings(trials=3, parallelism=3), search_space(TuneSettings(), "mlp"), "s", True, evaluate)
+        run_search(TuneSettings(trials=3, parallelism=3), search_space(TuneSettings(), "mlp"), "s", True, submit)
 
 
-def test_the_time_budget_stops_new_batches():
+def test_each_trial_is_handed_on_as_it_is_told_in_trial_order():
+    seen = []
+    run_search(
+        TuneSettings(trials=5, parallelism=2), search_space(TuneSettings(), "mlp"), "s", True, quadratic, on_outcome=seen.append
+    )
+    assert [o.number for o in seen] == [0, 1, 2, 3, 4]
+
+
+def test_the_time_budget_stops_new_trials():
     ticks = iter(range(0, 10_000, 40))  # every clock read is 40 s later
     result = run_search(
         TuneSettings(trials=20, parallelism=2, minutes=1.5),
@@ -140,9 +186,9 @@ def test_a_stored_study_resumes_with_its_finished_trials(tmp_path):
     calls = []
 
     def interrupted(asked):
-        calls.append(len(asked))
-        if len(calls) == 2:
-            raise KeyboardInterrupt
+        calls.append(asked[0])
+        if len(calls) == 3:
+            return Later(error=KeyboardInterrupt())  # the search is stopped while trial 2 runs
         return quadratic(asked)
 
     with pytest.raises(KeyboardInterrupt):
@@ -153,8 +199,6 @@ def test_a_stored_study_resumes_with_its_finished_trials(tmp_path):
 
 
 def test_the_first_trial_takes_the_configured_values_where_the_space_holds_them():
-    from tasks.tuning.space import configured_values
-
     space = search_space(TuneSettings(space={"batch_size": ParamSpec(choices=(64, 128))}), "mlp")
     first = configured_values(TrainConfig(hidden_units=(64, 32), batch_size=32), space)
     assert first["layers"] == 2
@@ -163,3 +207,30 @@ def test_the_first_trial_takes_the_configured_values_where_the_space_holds_them(
     result = run_search(TuneSettings(trials=3, parallelism=3), space, "s", True, quadratic, first=first)
     assert result.outcomes[0].params["width"] == 64
     assert result.outcomes[0].params["layers"] == 2
+
+
+@pytest.mark.parametrize("config", ["digits.yaml", "penguins.yaml", "diabetes.yaml"])
+def test_trial_0_is_exactly_the_configured_model_even_outside_the_default_space(config):
+    """The digits CNN has 512 hidden units, not one of the default widths: the space widens to hold it."""
+    from tasks.config import load_config
+    from tasks.tuning.space import configured_values
+    from tests.conftest import DATA
+
+    cfg = load_config(DATA / config).train
+    settings = TuneSettings()
+    space = search_space(settings, cfg.model, cfg)
+    first = configured_values(cfg, space)
+    assert set(first) == set(space)  # every searched parameter starts at its configured value
+    assert apply_params(cfg, first) == cfg
+
+
+def test_the_configured_layers_are_kept_as_written_and_an_explicit_override_is_not_widened():
+    cfg = TrainConfig(hidden_units=(64, 64), learning_rate=0.05, dropout=0.5)
+    space = search_space(TuneSettings(), "mlp", cfg)
+    assert space["learning_rate"].high == 0.05
+    assert space["dropout"].high == 0.5
+    assert apply_params(cfg, configured_values(cfg, space)).hidden_units == (64, 64)
+    assert apply_params(cfg, {"layers": 2, "width": 128}).hidden_units == (128, 64)
+    narrowed = search_space(TuneSettings(space={"learning_rate": ParamSpec(low=1e-4, high=1e-2, log=True)}), "mlp", cfg)
+    assert narrowed["learning_rate"].high == 1e-2
+    assert "learning_rate" not in configured_values(cfg, narrowed)

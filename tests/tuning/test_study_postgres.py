@@ -33,30 +33,34 @@ def database_url():
 
 
 def score(asked):
-    return [TrialOutcome(n, p, "completed", -((math.log10(p["learning_rate"]) + 2) ** 2), [0.5]) for n, p, _ in asked]
+    n, p, _ = asked
+    return TrialOutcome(n, p, "completed", -((math.log10(p["learning_rate"]) + 2) ** 2), [0.5])
+
+
+class Interrupted:
+    def result(self):
+        raise KeyboardInterrupt  # the worker machine went away while this trial ran
 
 
 def test_an_interrupted_search_resumes_from_the_study_in_postgresql(database_url):
     settings = TuneSettings(trials=6, parallelism=2, pruning=False)
     space = search_space(settings, "mlp")
-    batches = []
+    asked_params = []
 
     def interrupted(asked):
-        batches.append([p for _, p, _ in asked])
-        if len(batches) == 2:
-            raise KeyboardInterrupt  # the worker machine went away mid-batch
-        return score(asked)
+        asked_params.append(asked[1])
+        return Interrupted() if len(asked_params) == 3 else score(asked)
 
     with pytest.raises(KeyboardInterrupt):
         run_search(settings, space, "s", True, interrupted, storage=database_url, study_name="penguins-0123")
     resumed = run_search(settings, space, "s", True, score, storage=database_url, study_name="penguins-0123")
     assert resumed.resumed == 2
     assert resumed.count("completed") == 6
-    assert [o.params for o in resumed.outcomes[:2]] == batches[0]  # the first batch was kept, not rerun
+    assert [o.params for o in resumed.outcomes[:2]] == asked_params[:2]  # the finished trials were kept, not rerun
 
     import optuna
 
     study = optuna.load_study(study_name="penguins-0123", storage=database_url)
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     assert states.count("COMPLETE") == 6
-    assert states.count("FAIL") == 2  # the interrupted batch, closed so nothing stays RUNNING
+    assert states.count("FAIL") == 2  # the two in flight when it stopped, closed so nothing stays RUNNING
