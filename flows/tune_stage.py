@@ -278,7 +278,7 @@ def tune_student(ctx: RunContext, data: Prepared, teacher: Any, settings: Any, a
     metric = tune_cfg.metric or primary_metric_for(ctx.cfg, task_kind)
     scoring = trial_data(data)
     student_cfg = tune_cfg.model_copy(update={"trials": tune_cfg.distillation_trials, "space": {}})
-    threads: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=tune_cfg.parallelism)
+    threads: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max(1, min(tune_cfg.parallelism, os.cpu_count() or 1)))
     with (
         stage(ctx, "tune-student", f"tune the student ({tune_cfg.distillation_trials} trials)") as run_id,
         threads as runner,

@@ -81,7 +81,13 @@ def test_the_teacher_labels_the_shifted_images_the_distilled_student_sees():
 
     def accuracy(distil: bool, augment: bool = True) -> float:
         trained = train_student(
-            column_teacher(), ColumnStudents(), data, "classification", settings.model_copy(update={"augment": augment}), 0, distil
+            column_teacher(),
+            ColumnStudents(),
+            data,
+            "classification",
+            settings.model_copy(update={"augment": augment}),
+            0,
+            distil,
         )
         return float(np.mean(trained.model.predict(probe, verbose=0).argmax(axis=1) == expected))
 
