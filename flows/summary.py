@@ -11,6 +11,7 @@ import shlex
 from typing import Any
 
 from flows.console import command_lines, fit, metric, number, pack, path_lines, seconds, wrap
+from tasks.tuning.report import kept_sentence
 
 
 def render_run(result: dict[str, Any], data: str | None = None) -> str:
@@ -64,6 +65,9 @@ def tuning_lines(tuning: dict[str, Any]) -> list[str]:
         params = " ".join(f"{k}={v if isinstance(v, str) else _value(v)}" for k, v in trial["params"].items())
         mark = "★" if tuning.get("best") and trial["number"] == tuning["best"]["trial"] else " "
         lines.append(f"  {mark} #{trial['number']:<3} {trial['state']:<9} val_{metric_name} {value}  {params}")
+    kept = kept_sentence(tuning)
+    if kept:
+        lines += wrap(f"★ {kept}", 2, 4)
     return lines
 
 

@@ -24,7 +24,7 @@ from flows.stages import Prepared, RunContext, stage
 from tasks.config import ConfigError, TrainConfig, primary_metric_for
 from tasks.model.evaluate import HIGHER_IS_BETTER
 from tasks.registry import tracking
-from tasks.tuning.report import parallel_coordinates, study_name, trial_rows
+from tasks.tuning.report import kept_sentence, parallel_coordinates, study_name, trial_rows
 from tasks.tuning.search import Asked, SearchResult, run_search
 from tasks.tuning.space import apply_params, configured_values, search_space
 from tasks.tuning.trial import PruneRule, TrialData, TrialOutcome, run_trial
@@ -210,6 +210,8 @@ def _record_trial(ctx: RunContext, parent: str, outcome: TrialOutcome, metric: s
     final = {"epochs_run": outcome.epochs_run, "seconds": outcome.seconds}
     if outcome.value is not None:
         final[f"trial_{metric}"] = outcome.value
+    if outcome.spread is not None:
+        final[f"trial_{metric}_se"] = outcome.spread
     metrics = [Metric(f"val_{metric}", value, now, step) for step, value in enumerate(outcome.curve, start=1)]
     metrics += [Metric(key, float(value), now, 0) for key, value in final.items()]
     tracking.log_batch(run_id, {**outcome.params, "trial": outcome.number}, [m for m in metrics if math.isfinite(m.value)])
@@ -225,7 +227,11 @@ def _record_search(ctx: RunContext, run_id: str, result: SearchResult, key: str 
         | ({f"best_{result.metric}": result.best.value} if result.best and result.best.value is not None else {}),
     )
     if result.best is not None:
-        tracking.log_params(run_id, {"best_trial": result.best.number, **{f"best.{k}": v for k, v in result.best.params.items()}})
+        tracking.log_params(
+            run_id,
+            {"best_trial": result.best.number, "kept_configured": result.kept_configured}
+            | {f"best.{k}": v for k, v in result.best.params.items()},
+        )
         tracking.log_params(
             ctx.parent_run_id, {"tuned_from_trial" if key == "tuning" else "student_tuned_from_trial": result.best.number}
         )
@@ -242,6 +248,9 @@ def _record_search(ctx: RunContext, run_id: str, result: SearchResult, key: str 
         f"  {summary['completed']} completed, {summary['pruned']} pruned, {summary['failed']} failed in {result.seconds:.0f} s"
         + (f"; best: trial {best.number}, validation {result.metric} {best.value:.4f}" if best and best.value is not None else "")
     )
+    kept = kept_sentence(summary)
+    if kept:
+        CONSOLE.line(f"  {kept}")
 
 
 @task(name="tune-student-trial", cache_policy=NO_CACHE, task_run_name="student-trial-{number}")

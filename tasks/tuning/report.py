@@ -36,10 +36,32 @@ def trial_rows(result: SearchResult, limit: int | None = None) -> list[dict[str,
                 **{k: _shown(v) for k, v in outcome.params.items()},
                 "epochs": outcome.epochs_run,
                 "seconds": round(outcome.seconds, 1),
-                "note": outcome.reason or ("best" if outcome is result.best else ""),
+                "note": outcome.reason or _note(result, outcome),
             }
         )
     return rows
+
+
+def _note(result: SearchResult, outcome: Any) -> str:
+    if outcome is result.best:
+        return (
+            "kept: the configured values (the leader's lead is within its standard error)" if result.kept_configured else "best"
+        )
+    if result.kept_configured and outcome is result.leader:
+        return "led within its standard error: not adopted"
+    return ""
+
+
+def kept_sentence(tuning: dict[str, Any]) -> str | None:
+    """Why the configured values train the model although another trial scored higher, or None."""
+    if not tuning.get("kept_configured"):
+        return None
+    leader, best = tuning["leader"], tuning["best"]
+    lead = abs(leader["value"] - best["value"])
+    return (
+        f"trial {leader['trial']} led trial {best['trial']} (the configured values) by {lead:.4f}, within its standard "
+        f"error {leader['spread']:.4f} on the validation split: the configured values are kept"
+    )
 
 
 def summary_lines(result: SearchResult, limit: int = 5) -> list[str]:

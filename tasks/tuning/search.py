@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from tasks.tuning.settings import ParamSpec, TuneSettings
 from tasks.tuning.space import suggest
-from tasks.tuning.trial import PruneRule, TrialOutcome, best_of
+from tasks.tuning.trial import PruneRule, TrialOutcome, adopted, best_of
 
 Asked = tuple[int, dict[str, Any], PruneRule | None]
 Submit = Callable[[Asked], Any]  # returns the TrialOutcome, or a future of it
@@ -34,10 +34,19 @@ class SearchResult:
     asked: int
     resumed: int = 0  # trials a stored study already had
     out_of_time: bool = False
-    best: TrialOutcome | None = field(init=False)
+    configured: int | None = None  # the trial that took the configured values
+    best: TrialOutcome | None = field(init=False)  # what trains the final model
+    leader: TrialOutcome | None = field(init=False)  # the best validation value
 
     def __post_init__(self) -> None:
-        self.best = best_of(self.outcomes, self.higher_is_better)
+        self.leader = best_of(self.outcomes, self.higher_is_better)
+        baseline = next((o for o in self.outcomes if o.number == self.configured), None)
+        self.best = adopted(self.leader, baseline, self.higher_is_better)
+
+    @property
+    def kept_configured(self) -> bool:
+        """The leader's lead over the configured trial was within its standard error: the configured values stay."""
+        return self.best is not None and self.leader is not None and self.best is not self.leader
 
     def count(self, state: str) -> int:
         return sum(o.state == state for o in self.outcomes)
@@ -52,7 +61,11 @@ class SearchResult:
             "metric": self.metric,
             "best": None
             if self.best is None
-            else {"trial": self.best.number, "params": self.best.params, "value": self.best.value},
+            else {"trial": self.best.number, "params": self.best.params, "value": self.best.value, "spread": self.best.spread},
+            "kept_configured": self.kept_configured,
+            "leader": None
+            if self.leader is None
+            else {"trial": self.leader.number, "value": self.leader.value, "spread": self.leader.spread},
             "seconds": round(self.seconds, 3),
             "minutes_budget_reached": self.out_of_time,
             "resumed": self.resumed,
@@ -108,6 +121,7 @@ def stored_outcomes(study: Any) -> list[TrialOutcome]:
                     reason=t.user_attrs.get("reason"),
                     worker=t.user_attrs.get("worker", ""),
                     seconds=float(t.user_attrs.get("seconds", 0.0)),
+                    spread=t.user_attrs.get("spread"),
                 )
             )
     return kept
@@ -165,7 +179,8 @@ def run_search(
         outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
-    result = SearchResult(metric, higher_is_better, outcomes, clock() - started, len(outcomes), resumed, out_of_time)
+    configured = 0 if first else None  # enqueued into a fresh study: trial 0, also when the study is resumed
+    result = SearchResult(metric, higher_is_better, outcomes, clock() - started, len(outcomes), resumed, out_of_time, configured)
     if outcomes and result.count("failed") == len(outcomes):
         reasons = "; ".join(f"trial {o.number}: {o.reason}" for o in outcomes[:5])
         raise SearchFailed(f"every one of the {len(outcomes)} trials failed: {reasons}")
@@ -198,7 +213,8 @@ def tell(study: Any, trial: Any, outcome: TrialOutcome) -> None:
     for step, point in enumerate(outcome.curve, start=1):
         if math.isfinite(point):
             trial.report(point, step)
-    for key, value in {"reason": outcome.reason, "worker": outcome.worker, "seconds": round(outcome.seconds, 3)}.items():
+    attrs = {"reason": outcome.reason, "worker": outcome.worker, "seconds": round(outcome.seconds, 3), "spread": outcome.spread}
+    for key, value in attrs.items():
         if value is not None:
             trial.set_user_attr(key, value)
     if outcome.state == "completed":

@@ -13,7 +13,7 @@ from typing import Any
 from tasks.compression.common import CompressionData, Task
 from tasks.compression.settings import DistillationSettings
 from tasks.tuning.settings import ParamSpec
-from tasks.tuning.trial import TrialData, TrialOutcome, validation_score
+from tasks.tuning.trial import TrialData, TrialOutcome, bootstrap_spread, validation_score
 
 STUDENT_SPACE: dict[str, ParamSpec] = {
     "temperature": ParamSpec(low=1.0, high=10.0, log=True),
@@ -45,8 +45,10 @@ def run_student_trial(
     started = time.perf_counter()
     try:
         trained = train_student(teacher, build_student, arrays, task, student_settings(base, params), seed, distil=True)
-        value = validation_score(scoring, metric, keras_predict(trained.model, arrays.x_val))
+        outputs = keras_predict(trained.model, arrays.x_val)
+        value = validation_score(scoring, metric, outputs)
         outcome = TrialOutcome(number, dict(params), "completed", value, [value], epochs_run=trained.best_epoch + 1)
+        outcome.spread = bootstrap_spread(scoring, metric, outputs)
     except Exception as exc:  # noqa: BLE001  (recorded; the search goes on)
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]
         outcome = TrialOutcome(number, dict(params), "failed", reason=f"{type(exc).__name__}: {first_line}")

@@ -72,6 +72,7 @@ class TrialOutcome:
     seconds: float = 0.0
     reason: str | None = None  # why it was pruned or failed
     worker: str = ""
+    spread: float | None = None  # the standard error of `value` over the validation rows (bootstrap)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,17 +84,70 @@ class TrialOutcome:
             "seconds": round(self.seconds, 3),
             "reason": self.reason,
             "worker": self.worker,
+            "spread": None if self.spread is None else round(self.spread, 6),
         }
 
 
-def validation_score(data: TrialData, metric: str, outputs: np.ndarray) -> float:
+def validation_score(data: TrialData, metric: str, outputs: np.ndarray, rows: np.ndarray | None = None) -> float:
+    """`metric` of `outputs` on the validation split (on its `rows` only, when given)."""
     from tasks.model.evaluate import task_metrics
 
+    y, out = (data.y_val, outputs) if rows is None else (np.asarray(data.y_val)[rows], np.asarray(outputs)[rows])
     if data.task == "classification":
-        return task_metrics("classification", data.y_val, outputs)[metric]
-    decode = np.asarray(outputs, dtype=np.float64).reshape(-1) * data.target_std + data.target_mean
-    truth = np.asarray(data.y_val, dtype=np.float64).reshape(-1) * data.target_std + data.target_mean
+        return task_metrics("classification", y, out)[metric]
+    decode = np.asarray(out, dtype=np.float64).reshape(-1) * data.target_std + data.target_mean
+    truth = np.asarray(y, dtype=np.float64).reshape(-1) * data.target_std + data.target_mean
     return task_metrics("regression", truth, decode)[metric]
+
+
+def bootstrap_spread(data: TrialData, metric: str, outputs: np.ndarray, resamples: int = 200, most_rows: int = 20_000) -> float:
+    """The standard error of the validation metric: its spread over `resamples` seeded bootstrap draws of
+    the validation rows, all computed at once from each draw's row counts (a large split is drawn with
+    `most_rows` rows and the spread scaled by sqrt(m / n)). ROC AUC, which has no such form, takes 30 draws."""
+    n = len(data.y_val)
+    m = min(n, most_rows)
+    if n < 2:
+        return math.nan
+    rng = np.random.default_rng(0)
+    if metric == "roc_auc":
+        values = np.asarray([validation_score(data, metric, outputs, rng.integers(0, n, size=m)) for _ in range(30)])
+    else:
+        draws = rng.integers(0, n, size=(resamples, m))
+        counts = np.bincount((draws + n * np.arange(resamples)[:, None]).ravel(), minlength=resamples * n)
+        values = _weighted_metric(data, metric, outputs, counts.reshape(resamples, n).astype(np.float64), m)
+    finite = values[np.isfinite(values)]
+    return float(np.std(finite, ddof=1) * math.sqrt(m / n)) if len(finite) > 1 else math.nan
+
+
+def _weighted_metric(data: TrialData, metric: str, outputs: np.ndarray, weights: np.ndarray, m: int) -> np.ndarray:
+    """`metric` under each row of `weights` (how often each validation row was drawn), as the evaluation computes it."""
+    if data.task == "classification":
+        truth = np.asarray(data.y_val).reshape(-1)
+        predicted = np.asarray(outputs).argmax(axis=1)
+        if metric == "accuracy":
+            return weights @ (predicted == truth).astype(np.float64) / m
+        classes = np.arange(np.asarray(outputs).shape[1])
+        hit = weights @ ((predicted[:, None] == classes) & (truth[:, None] == classes)).astype(np.float64)
+        said = weights @ (predicted[:, None] == classes).astype(np.float64)
+        real = weights @ (truth[:, None] == classes).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_class = {
+                "precision_macro": np.where(said > 0, hit / said, 0.0),
+                "recall_macro": np.where(real > 0, hit / real, 0.0),
+                "f1_macro": np.where(said + real > 0, 2 * hit / (said + real), 0.0),
+            }[metric]
+        return np.asarray(per_class.mean(axis=1))
+    truth = np.asarray(data.y_val, dtype=np.float64).reshape(-1) * data.target_std + data.target_mean
+    predicted = np.asarray(outputs, dtype=np.float64).reshape(-1) * data.target_std + data.target_mean
+    residual = truth - predicted
+    if metric == "mae":
+        return weights @ np.abs(residual) / m
+    squared = weights @ residual**2
+    if metric == "mse":
+        return squared / m
+    spread = weights @ truth**2 - (weights @ truth) ** 2 / m
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(spread > 0, 1 - squared / spread, np.nan)
 
 
 def run_trial(
@@ -152,6 +206,7 @@ def run_trial(
                     outcome.state, outcome.reason = "failed", f"diverged: validation {metric} is {value}"
                 else:
                     outcome.value = value
+                    outcome.spread = bootstrap_spread(data, metric, outputs)
     except Exception as exc:  # noqa: BLE001  (a trial that raises is recorded; the search goes on)
         outcome.state = "failed"
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -160,6 +215,18 @@ def run_trial(
         outcome.value = outcome.curve[-1]
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def adopted(leader: TrialOutcome | None, configured: TrialOutcome | None, higher_is_better: bool) -> TrialOutcome | None:
+    """The one-standard-error rule: the leading trial replaces the configured model only when it leads by more
+    than the leader's standard error on the validation split; a smaller lead is noise, and the configured
+    model is kept."""
+    if leader is None or configured is None or leader is configured or configured.state != "completed":
+        return leader
+    if leader.value is None or configured.value is None or leader.spread is None or not math.isfinite(leader.spread):
+        return leader
+    lead = (leader.value - configured.value) if higher_is_better else (configured.value - leader.value)
+    return leader if lead > leader.spread else configured
 
 
 def best_of(outcomes: Sequence[TrialOutcome], higher_is_better: bool) -> TrialOutcome | None:
