@@ -174,7 +174,9 @@ def _training_data(x: np.ndarray, y: np.ndarray, task: str, n_outputs: int, cfg:
     data = tf.data.Dataset.from_tensor_slices((x, y, weights))
     data = data.shuffle(min(len(x), 100_000), seed=cfg.seed, reshuffle_each_iteration=True).batch(cfg.batch_size)
     if cfg.model == "cnn" and cfg.augment:
-        data = data.map(_pixel_shift(cfg), num_parallel_calls=tf.data.AUTOTUNE)
+        # one call at a time: the shift's seeded random state is drawn batch after batch in order, so the
+        # same seed trains the same model (parallel calls drew it in whatever order threads ran)
+        data = data.map(_pixel_shift(cfg))
     return data.prefetch(tf.data.AUTOTUNE)
 
 
