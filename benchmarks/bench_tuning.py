@@ -204,6 +204,43 @@ def quality() -> list[tuple[str, str]]:
     return out
 
 
+def distillation_seeds(seeds: int) -> list[tuple[str, str]]:
+    """Untuned `pmf run` on digits with seeds 1 … N (training and compression): distilled_int8 against
+    student_scratch_int8 on the test split, seed by seed and on average; two runs at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(seed: int) -> tuple[float, float]:
+        home = tempfile.mkdtemp(prefix=f"pmf-bench-distil-{seed}-")
+        env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")} | {"PMF_HOME": home}
+        variants = "compression.variants=[float32,distilled_int8,student_scratch_int8]"
+        seeded = ["--set", f"train.seed={seed}", "--set", f"compression.seed={seed}"]
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "run", "--config", "data/digits.yaml", "--set", variants, *seeded, "--json"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        rows = {r["variant"]: r["metrics"]["accuracy"] for r in json.loads(done.stdout.strip().splitlines()[-1])["compression"]}
+        return rows["distilled_int8"], rows["student_scratch_int8"]
+
+    with ThreadPoolExecutor(2) as pool:
+        pairs = list(pool.map(one, range(1, seeds + 1)))
+    out = [
+        (f"digits seed {i}: distilled_int8 vs student_scratch_int8 accuracy", f"{d:.4f} vs {s:.4f}")
+        for i, (d, s) in enumerate(pairs, 1)
+    ]
+    mean_d, mean_s = sum(d for d, _ in pairs) / seeds, sum(s for _, s in pairs) / seeds
+    wins = sum(d > s for d, s in pairs)
+    out.append(
+        (
+            f"digits, mean of {seeds} seeds (distilled ahead in {wins})",
+            f"{mean_d:.4f} vs {mean_s:.4f} ({100 * (mean_d - mean_s):+.2f} pp)",
+        )
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=16)
@@ -211,10 +248,13 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true", help="also tuned vs default on digits and diabetes (slow)")
     parser.add_argument("--quick", action="store_true", help="8 trials")
     parser.add_argument("--no-speed", action="store_true", help="skip the 1 vs 2 worker runs (with --quality)")
+    parser.add_argument("--distillation-seeds", type=int, default=0, help="untuned digits: distilled vs scratch over N seeds")
     args = parser.parse_args()
     rows = [] if args.no_speed else speed_up(8 if args.quick else args.trials, args.rows)
     if args.quality:
         rows += quality()
+    if args.distillation_seeds:
+        rows += distillation_seeds(args.distillation_seeds)
     print("| measure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
