@@ -50,8 +50,8 @@ def search(address: str, trials: int, rows: int, experiment_id: str) -> tuple[fl
     from tasks.tuning.settings import TuneSettings
     from tasks.tuning.space import apply_params, search_space
 
-    # 4 in flight on 1 or 2 workers: the same trials either way (trial k knows trials 0 … k - 4)
-    settings = TuneSettings(trials=trials, parallelism=4, pruning=False, seed=3, epochs=4)
+    # batches of 2, two in flight, on 1 or 2 workers: the same trials either way (batch b knows batches 0 … b - 2)
+    settings = TuneSettings(trials=trials, parallelism=2, pruning=False, seed=3, epochs=4)
     space = search_space(settings, "mlp")
     data = arrays(rows)
     base = TrainConfig(early_stopping_patience=50)

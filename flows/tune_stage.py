@@ -67,7 +67,7 @@ def tune(ctx: RunContext, data: Prepared, data_sha256: str) -> SearchResult | No
     base = ctx.cfg.train
     epochs = settings.epochs or base.epochs
     arrays = trial_data(data)
-    with stage(ctx, "tune", f"tune ({settings.trials} trials, {settings.parallelism} in flight)") as run_id:
+    with stage(ctx, "tune", f"tune ({settings.trials} trials, batches of {settings.parallelism})") as run_id:
         tracking.log_params(
             run_id, {"trials": settings.trials, "minutes": settings.minutes, "metric": metric, "sampler": settings.sampler}
         )

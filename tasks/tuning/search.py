@@ -1,8 +1,8 @@
-"""The search: Optuna's ask/tell with `parallelism` trials in flight, each started by whatever `submit` the
-caller passes (a Prefect task on Dask in the flow, a plain function in a test).
+"""The search: Optuna's ask/tell in batches of `parallelism` trials, two batches in flight, each trial
+started by whatever `submit` the caller passes (a Prefect task on Dask in the flow, a plain function in a test).
 
-Reproducible from the seed: the sampler is seeded, results are told in trial order, and trial k is asked
-knowing trials 0 … k - parallelism only (also its pruning rule), whatever the number of workers. With a
+Reproducible from the seed: the sampler is seeded, a batch is always `parallelism` trials whatever the
+number of workers, and batch b knows batches 0 … b - 2 only (also its pruning rule). With a
 storage URL (the team's PostgreSQL) the study outlives the process: a search interrupted half-way is
 resumed by the next run of the same data and config (its finished trials are kept, the rest are asked).
 """
@@ -23,6 +23,7 @@ from tasks.tuning.trial import PruneRule, TrialOutcome, adopted, best_of
 
 Asked = tuple[int, dict[str, Any], PruneRule | None]
 Submit = Callable[[Asked], Any]  # returns the TrialOutcome, or a future of it
+BATCHES_IN_FLIGHT = 2  # the next batch is queued while one runs: a worker that frees never waits for a batch's slowest
 
 
 @dataclass
@@ -140,12 +141,13 @@ def run_search(
     on_outcome: Callable[[TrialOutcome], None] | None = None,
 ) -> SearchResult:
     """Ask, submit and tell until `settings.trials` trials are done or `settings.minutes` are spent (no
-    trial starts after the budget; those in flight finish).
+    batch starts after the budget; those in flight finish).
 
-    `settings.parallelism` trials are in flight at once. Results are told in trial order, and trial k is
-    asked as soon as trial k - parallelism is told: it knows exactly trials 0 … k - parallelism whatever
-    the workers and whichever finished first, so a seed reproduces the search. Keep parallelism above the
-    number of workers (about twice) and a worker that frees finds a trial waiting for it.
+    Trials are asked for in batches of `settings.parallelism`, whatever the number of workers, and two
+    batches are in flight: batch b is asked once batch b - 2 is complete and told, so it knows exactly
+    batches 0 … b - 2 (its pruning rule too), and a seed reproduces the search. A batch's results are told
+    together, in trial order, once its last trial is done. A worker that frees takes the next queued trial
+    instead of waiting for the batch's slowest.
 
     `submit(asked)` starts a trial and returns its outcome or a future of it (`.result()`); a future that
     raises is a failed trial. `first`: values the first trial takes (the configured model), the rest are
@@ -162,23 +164,27 @@ def run_search(
     resumed = len(outcomes)
     started = clock()
     out_of_time = False
-    in_flight: deque[tuple[Any, Asked, Any]] = deque()
+    batches: deque[list[tuple[Any, Asked, Any]]] = deque()
     while True:
-        while not out_of_time and len(in_flight) < settings.parallelism and len(outcomes) + len(in_flight) < settings.trials:
+        while not out_of_time and len(batches) < BATCHES_IN_FLIGHT:
+            size = min(settings.parallelism, settings.trials - len(outcomes) - sum(len(b) for b in batches))
+            if size <= 0:
+                break
             if clock() - started > settings.minutes * 60:
                 out_of_time = True
                 break
-            trial = study.ask()
-            asked = (trial.number, suggest(trial, space), prune_rule(settings, outcomes, higher_is_better))
-            in_flight.append((trial, asked, submit(asked)))
-        if not in_flight:
+            rule = prune_rule(settings, outcomes, higher_is_better)
+            trials = [study.ask() for _ in range(size)]
+            asked = [(t.number, suggest(t, space), rule) for t in trials]
+            batches.append([(t, a, submit(a)) for t, a in zip(trials, asked, strict=True)])
+        if not batches:
             break
-        trial, (number, params, _), pending = in_flight.popleft()
-        outcome = _outcome_of(pending, number, params)
-        tell(study, trial, outcome)
-        outcomes.append(outcome)
-        if on_outcome is not None:
-            on_outcome(outcome)
+        done = [(trial, _outcome_of(pending, number, params)) for trial, (number, params, _), pending in batches.popleft()]
+        for trial, outcome in done:
+            tell(study, trial, outcome)
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
     configured = 0 if first else None  # enqueued into a fresh study: trial 0, also when the study is resumed
     result = SearchResult(metric, higher_is_better, outcomes, clock() - started, len(outcomes), resumed, out_of_time, configured)
     if outcomes and result.count("failed") == len(outcomes):

@@ -46,16 +46,16 @@ class ParamSpec(Frozen):
 class TuneSettings(Frozen):
     enabled: bool = Field(False, description="search hyper-parameters before training (pmf run --tune)")
     trials: int = Field(20, ge=1, description="trials asked for")
-    minutes: float = Field(30.0, gt=0, description="time budget: no trial starts after it")
+    minutes: float = Field(30.0, gt=0, description="time budget: no new batch of trials starts after it")
     metric: str | None = Field(None, description="validation-split metric to optimise (default: the primary metric)")
     sampler: Literal["tpe", "random"] = "tpe"
     pruning: bool = Field(True, description="stop a trial whose per-epoch validation metric trails the median")
     warmup_epochs: int = Field(3, ge=0, description="epochs every trial runs before it may be pruned")
     parallelism: int = Field(
-        4,
+        2,
         ge=1,
-        description="trials in flight at once; trial k knows trials 0 … k - parallelism, whatever the workers (a seed"
-        " reproduces the search); about twice the workers keeps each busy",
+        description="trials asked for at once (a batch; the same whatever the workers, so a seed reproduces the search);"
+        " two batches are in flight, so a worker that frees finds a queued trial",
     )
     epochs: int | None = Field(None, ge=1, description="epochs per trial (default: train.epochs)")
     seed: int = 42

@@ -86,14 +86,16 @@ def test_the_search_finds_the_optimum_region_and_a_seed_reproduces_it():
     assert [o.params for o in other.outcomes] != [o.params for o in first.outcomes]
 
 
-def test_parallelism_trials_are_in_flight_and_trial_k_knows_exactly_the_trials_up_to_k_minus_parallelism():
-    """Whichever trial finishes first, trial k is asked once trial k - 3 is told, and knows trials 0 … k - 3
-    only (its pruning rule holds their curves): what makes a seed reproduce the search on any workers."""
-    known, in_flight, peak = {}, [], [0]
+def test_trials_are_asked_in_batches_of_parallelism_two_in_flight_and_batch_b_knows_batches_up_to_b_minus_2():
+    """Whatever evaluates them and whichever finishes first, batches of 3 are asked, the next is queued while
+    one runs, and batch b knows batches 0 … b - 2 only (its pruning rule holds their curves): what makes a
+    seed reproduce the search on any number of workers."""
+    known, in_flight, peak, batches = {}, [], [0], {}
 
     def submit(asked):
         number, _, rule = asked
         known[number] = len(rule.curves)
+        batches.setdefault(id(rule), (rule, []))[1].append(number)  # a batch's trials share the rule asked with them
         in_flight.append(number)
         peak[0] = max(peak[0], len(in_flight))
         done = quadratic(asked)
@@ -106,8 +108,9 @@ def test_parallelism_trials_are_in_flight_and_trial_k_knows_exactly_the_trials_u
         return Finishing()
 
     result = run_search(TuneSettings(trials=7, parallelism=3), search_space(TuneSettings(), "mlp"), "score", True, submit)
-    assert peak[0] == 3
-    assert known == {0: 0, 1: 0, 2: 0, 3: 1, 4: 2, 5: 3, 6: 4}
+    assert sorted(numbers for _, numbers in batches.values()) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert peak[0] == 6  # two batches in flight
+    assert known == {0: 0, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 3}
     assert [o.number for o in result.outcomes] == list(range(7))
 
 
@@ -154,7 +157,7 @@ def test_each_trial_is_handed_on_as_it_is_told_in_trial_order():
     assert [o.number for o in seen] == [0, 1, 2, 3, 4]
 
 
-def test_the_time_budget_stops_new_trials():
+def test_the_time_budget_stops_new_batches():
     ticks = iter(range(0, 10_000, 40))  # every clock read is 40 s later
     result = run_search(
         TuneSettings(trials=20, parallelism=2, minutes=1.5),
