@@ -64,6 +64,10 @@ def seeded_init(model: Any, seed: int) -> None:
     model.set_weights(weights)
 
 
+def n_outputs_of(model: Any) -> int:
+    return int(model.outputs[0].shape[-1])
+
+
 def shifted_images(x: np.ndarray, shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
     """Every flattened image moved by -1, 0 or +1 pixel on each axis (zeros shifted in), one draw per image."""
     height, width, channels = shape
@@ -137,7 +141,13 @@ def train_student(
     seeded_init(student, seed)
     teacher_copy = clone_teacher(teacher)
     image_shape = getattr(student_builder, "image_shape", None) if settings.augment else None
-    teacher_out = keras_predict(teacher_copy, data.x_train).astype(np.float32)
+    # the scratch control never reads the teacher's outputs (its loss is the labels' alone): zeros stand in
+    outputs = n_outputs_of(teacher)
+    teacher_out = (
+        keras_predict(teacher_copy, data.x_train).astype(np.float32)
+        if distil and image_shape is None
+        else np.zeros((len(data.x_train), outputs), np.float32)
+    )
     y_dtype = np.int32 if task == "classification" else np.float32
     train_x, y = data.x_train.astype(np.float32), data.y_train.astype(y_dtype)
     x = train_x

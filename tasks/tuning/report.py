@@ -64,23 +64,6 @@ def kept_sentence(tuning: dict[str, Any]) -> str | None:
     )
 
 
-def summary_lines(result: SearchResult, limit: int = 5) -> list[str]:
-    """A short fixed-width table of the best trials and the budget used, for the run's summary."""
-    rows = trial_rows(result, limit)
-    if not rows:
-        return []
-    keys = [k for k in rows[0] if k not in ("note",)]
-    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
-    lines = ["  ".join(k.ljust(widths[k]) for k in keys)]
-    lines += ["  ".join(str(r[k]).ljust(widths[k]) for k in keys) for r in rows]
-    summary = result.to_json()
-    lines.append(
-        f"{summary['trials']} trials: {summary['completed']} completed, {summary['pruned']} pruned, "
-        f"{summary['failed']} failed in {result.seconds:.0f} s" + (" (time budget reached)" if result.out_of_time else "")
-    )
-    return lines
-
-
 def parallel_coordinates(result: SearchResult, path: Path) -> Path | None:
     """Each completed or pruned trial as a line across its (scaled) values, coloured by its validation metric."""
     shown = [o for o in result.outcomes if o.value is not None and math.isfinite(o.value)]
